@@ -1,0 +1,212 @@
+//! The admin API: `POST /_admin/revoke` (RFC 7009 spirit: 200 even for a
+//! token we do not know) and `POST /_admin/introspect` (RFC 7662 answer,
+//! with the reason when inactive). It exists only when `ADMIN_TOKEN` is set.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::clock::NumericDate;
+use crate::config::Config;
+use crate::error::{GateError, Reply};
+use crate::keys::SignatureVerifier;
+use crate::revocation::{self, RevocationStore, RevokedBy, Status};
+use crate::token;
+use crate::verify::{verify_signature, verify_token};
+
+/// Largest admin request body read, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    Revoke,
+    Introspect,
+}
+
+/// 404 when the API is not configured (it does not exist), 405 for a method
+/// other than POST, 401 for a missing or wrong admin token.
+pub fn authorize(
+    config: &Config,
+    method: &str,
+    authorization: Option<&str>,
+) -> Result<(), GateError> {
+    let expected = config
+        .admin_token
+        .as_deref()
+        .ok_or(GateError::AdminDisabled)?;
+    if method != "POST" {
+        return Err(GateError::MethodNotAllowed);
+    }
+    let presented = authorization
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(GateError::AdminUnauthorized)?;
+    if constant_time_eq(presented, expected) {
+        Ok(())
+    } else {
+        Err(GateError::AdminUnauthorized)
+    }
+}
+
+/// Compares digests so that neither the length nor the first differing byte
+/// of the secret shows in the timing.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminRequest {
+    token: Option<String>,
+    jti: Option<String>,
+    exp: Option<f64>,
+    sub: Option<String>,
+}
+
+pub async fn handle(
+    action: AdminAction,
+    body: &[u8],
+    config: &Config,
+    verifier: &impl SignatureVerifier,
+    store: &impl RevocationStore,
+    now: NumericDate,
+) -> Reply {
+    let result = match parse_request(body) {
+        Ok(request) => match action {
+            AdminAction::Revoke => revoke(request, config, verifier, store, now).await,
+            AdminAction::Introspect => introspect(request, config, verifier, store, now).await,
+        },
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(GateError::to_reply)
+}
+
+fn parse_request(body: &[u8]) -> Result<AdminRequest, GateError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(GateError::InvalidRequest);
+    }
+    serde_json::from_slice(body).map_err(|_| GateError::InvalidRequest)
+}
+
+async fn revoke(
+    request: AdminRequest,
+    config: &Config,
+    verifier: &impl SignatureVerifier,
+    store: &impl RevocationStore,
+    now: NumericDate,
+) -> Result<Reply, GateError> {
+    let leeway = config.leeway_seconds;
+    match request {
+        AdminRequest {
+            token: Some(raw),
+            jti: None,
+            exp: None,
+            sub: None,
+        } => {
+            // Only a token we would have accepted is revoked by its ID, so a
+            // forged token cannot knock out somebody else's `jti`. Its
+            // expiry does not matter: revoking a dead token is harmless.
+            match verify_signature(&raw, config, verifier).await {
+                Ok(parsed) => {
+                    let id = token::token_id(&raw, &parsed.claims);
+                    let until = revocation::revoke_token(
+                        store,
+                        &id,
+                        parsed.claims.exp,
+                        leeway,
+                        RevokedBy::Admin,
+                        now,
+                    )
+                    .await?;
+                    Ok(Reply::json(
+                        200,
+                        &json!({"revoked": true, "token_id": id, "expires_at": until}),
+                    ))
+                }
+                Err(reason) => Ok(Reply::json(
+                    200,
+                    &json!({"revoked": false, "reason": reason.code()}),
+                )),
+            }
+        }
+        AdminRequest {
+            token: None,
+            jti: Some(jti),
+            exp: Some(exp),
+            sub: None,
+        } if !jti.is_empty() && exp.is_finite() => {
+            let until =
+                revocation::revoke_token(store, &jti, Some(exp), leeway, RevokedBy::Admin, now)
+                    .await?;
+            Ok(Reply::json(
+                200,
+                &json!({"revoked": true, "token_id": jti, "expires_at": until}),
+            ))
+        }
+        AdminRequest {
+            token: None,
+            jti: None,
+            exp: None,
+            sub: Some(sub),
+        } if !sub.is_empty() => {
+            let cut_off = revocation::cut_off_user(store, &sub, now).await?;
+            Ok(Reply::json(
+                200,
+                &json!({"revoked": true, "sub": sub, "revoked_before": cut_off}),
+            ))
+        }
+        _ => Err(GateError::InvalidRequest),
+    }
+}
+
+async fn introspect(
+    request: AdminRequest,
+    config: &Config,
+    verifier: &impl SignatureVerifier,
+    store: &impl RevocationStore,
+    now: NumericDate,
+) -> Result<Reply, GateError> {
+    let AdminRequest {
+        token: Some(raw),
+        jti: None,
+        exp: None,
+        sub: None,
+    } = request
+    else {
+        return Err(GateError::InvalidRequest);
+    };
+    let inactive = |reason: GateError, revoked_by: Option<RevokedBy>| {
+        Reply::json(
+            200,
+            &json!({"active": false, "error": reason.code(),
+                    "error_description": reason.description(), "revoked_by": revoked_by}),
+        )
+    };
+    let verified = match verify_token(&raw, config, verifier, now).await {
+        Ok(v) => v,
+        Err(reason) => return Ok(inactive(reason, None)),
+    };
+    // A store failure is the gateway's problem, not an answer about the token.
+    match revocation::check(store, &verified.identity.token_id, &verified.claims).await? {
+        Status::Revoked(by) => Ok(inactive(GateError::TokenRevoked, Some(by))),
+        Status::Active => {
+            let c = &verified.claims;
+            let aud: Value = match &c.aud {
+                Some(token::Audience::One(a)) => json!(a),
+                Some(token::Audience::Many(list)) => json!(list),
+                None => Value::Null,
+            };
+            Ok(Reply::json(
+                200,
+                &json!({"active": true, "sub": c.sub, "iss": c.iss, "aud": aud, "exp": c.exp,
+                        "iat": c.iat, "nbf": c.nbf, "jti": verified.identity.token_id,
+                        "token_type": "Bearer"}),
+            ))
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The one error type. Its `code()`, `status()` and `description()` drive
+//! every failure response the gateway sends; codes are a stable contract
+//! (`../shared/SPEC.md`, "Errors") that clients switch on.
+
+use serde::Serialize;
+
+/// Every way a request can fail. The description never contains a secret,
+/// a token, or an internal detail: those go to the log, not to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateError {
+    /// No token was sent (RFC 6750: the challenge then carries no `error`).
+    TokenMissing,
+    /// The token is not a well-formed compact JWS with a JSON payload.
+    TokenMalformed,
+    /// The token is longer than `JWT_MAX_TOKEN_BYTES`; it was not parsed.
+    TokenTooLarge,
+    /// Two different tokens arrived on one request (header and cookie).
+    TokenAmbiguous,
+    /// The `alg` header is not on the allow-list, or is `none`.
+    AlgorithmNotAllowed,
+    /// No configured key matches the token (`kid` or algorithm).
+    UnknownKey,
+    /// The signature does not verify with the key.
+    SignatureInvalid,
+    /// `exp` is in the past (beyond leeway), or missing.
+    TokenExpired,
+    /// `nbf` is in the future (beyond leeway).
+    TokenNotYetValid,
+    /// `iss` is not one of `JWT_ISSUER`.
+    IssuerInvalid,
+    /// `aud` contains none of `JWT_AUDIENCE`.
+    AudienceInvalid,
+    /// The `typ` header does not match `JWT_TYP`.
+    TypeInvalid,
+    /// The token was revoked (logout, logout-all, password change, admin).
+    TokenRevoked,
+    /// The revocation store could not be read or written; fail closed.
+    RevocationUnavailable,
+    /// The password was changed at the origin but the user cut-off could not
+    /// be recorded: old tokens still work, so the client must not see success.
+    SessionsNotRevoked,
+    /// The origin could not be reached.
+    OriginUnreachable,
+    /// The gateway's configuration is missing or invalid (details are logged).
+    Misconfigured,
+    /// Admin API: no `ADMIN_TOKEN` is configured, so the API does not exist.
+    AdminDisabled,
+    /// Admin API: missing or wrong admin token.
+    AdminUnauthorized,
+    /// A gateway route got a request it cannot act on (bad JSON, wrong fields).
+    InvalidRequest,
+    /// A gateway route was called with a method other than POST.
+    MethodNotAllowed,
+}
+
+impl GateError {
+    pub fn code(self) -> &'static str {
+        use GateError::*;
+        match self {
+            TokenMissing => "token_missing",
+            TokenMalformed => "token_malformed",
+            TokenTooLarge => "token_too_large",
+            TokenAmbiguous => "token_ambiguous",
+            AlgorithmNotAllowed => "algorithm_not_allowed",
+            UnknownKey => "unknown_key",
+            SignatureInvalid => "signature_invalid",
+            TokenExpired => "token_expired",
+            TokenNotYetValid => "token_not_yet_valid",
+            IssuerInvalid => "issuer_invalid",
+            AudienceInvalid => "audience_invalid",
+            TypeInvalid => "type_invalid",
+            TokenRevoked => "token_revoked",
+            RevocationUnavailable => "revocation_unavailable",
+            SessionsNotRevoked => "sessions_not_revoked",
+            OriginUnreachable => "origin_unreachable",
+            Misconfigured => "misconfigured",
+            AdminDisabled => "not_found",
+            AdminUnauthorized => "unauthorized",
+            InvalidRequest => "invalid_request",
+            MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        use GateError::*;
+        match self {
+            TokenMissing | TokenMalformed | TokenTooLarge | TokenAmbiguous
+            | AlgorithmNotAllowed | UnknownKey | SignatureInvalid | TokenExpired
+            | TokenNotYetValid | IssuerInvalid | AudienceInvalid | TypeInvalid | TokenRevoked
+            | AdminUnauthorized => 401,
+            InvalidRequest => 400,
+            AdminDisabled => 404,
+            MethodNotAllowed => 405,
+            Misconfigured => 500,
+            OriginUnreachable => 502,
+            RevocationUnavailable | SessionsNotRevoked => 503,
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        use GateError::*;
+        match self {
+            TokenMissing => "no bearer token was sent",
+            TokenMalformed => "the token is not a well-formed JWT",
+            TokenTooLarge => "the token is larger than this gateway accepts",
+            TokenAmbiguous => "the request carries two different tokens",
+            AlgorithmNotAllowed => "the token's signing algorithm is not accepted",
+            UnknownKey => "no key is configured for this token",
+            SignatureInvalid => "the token's signature does not verify",
+            TokenExpired => "the token has expired or has no expiry",
+            TokenNotYetValid => "the token is not valid yet",
+            IssuerInvalid => "the token's issuer is not accepted",
+            AudienceInvalid => "the token is not meant for this audience",
+            TypeInvalid => "the token's type is not accepted",
+            TokenRevoked => "the token has been revoked",
+            RevocationUnavailable => "revocation status cannot be checked or recorded; try again",
+            SessionsNotRevoked => {
+                "the password was changed, but existing sessions could not be signed out; \
+                 call POST /auth/logout-all to finish"
+            }
+            OriginUnreachable => "the origin could not be reached",
+            Misconfigured => "the gateway is misconfigured",
+            AdminDisabled => "not found",
+            AdminUnauthorized => "a valid admin token is required",
+            InvalidRequest => "the request body is not what this route accepts",
+            MethodNotAllowed => "this route only accepts POST",
+        }
+    }
+
+    /// Token failures carry an RFC 6750 challenge. When no token was sent at
+    /// all the challenge has no `error` attribute (RFC 6750 section 3.1).
+    pub fn www_authenticate(self) -> Option<String> {
+        match self {
+            GateError::TokenMissing => Some(r#"Bearer realm="tokengate""#.to_owned()),
+            GateError::AdminUnauthorized => Some(r#"Bearer realm="tokengate-admin""#.to_owned()),
+            e if e.status() == 401 => Some(format!(
+                r#"Bearer realm="tokengate", error="invalid_token", error_description="{}""#,
+                e.description()
+            )),
+            _ => None,
+        }
+    }
+
+    pub fn to_reply(self) -> Reply {
+        let mut reply = Reply::json(
+            self.status(),
+            &ErrorBody {
+                error: self.code(),
+                error_description: self.description(),
+            },
+        );
+        if let Some(challenge) = self.www_authenticate() {
+            reply.headers.push(("WWW-Authenticate".into(), challenge));
+        }
+        if self == GateError::MethodNotAllowed {
+            reply.headers.push(("Allow".into(), "POST".into()));
+        }
+        reply
+    }
+}
+
+impl std::fmt::Display for GateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl std::error::Error for GateError {}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    error_description: &'static str,
+}
+
+/// A response the gateway answers itself (errors and its own routes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &impl Serialize) -> Reply {
+        Reply {
+            status,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            // Serializing our own plain structs cannot fail.
+            body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_token_challenge_has_no_error_attribute() {
+        let reply = GateError::TokenMissing.to_reply();
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(r#"Bearer realm="tokengate""#)
+        );
+        assert_eq!(
+            reply.body,
+            r#"{"error":"token_missing","error_description":"no bearer token was sent"}"#
+        );
+    }
+
+    #[test]
+    fn invalid_token_challenge_names_the_error() {
+        let reply = GateError::TokenExpired.to_reply();
+        assert_eq!(reply.status, 401);
+        let challenge = reply.header("WWW-Authenticate").unwrap();
+        assert!(challenge.starts_with(r#"Bearer realm="tokengate", error="invalid_token""#));
+        assert!(challenge.contains("error_description=\"the token has expired"));
+    }
+
+    #[test]
+    fn non_token_failures_carry_no_challenge() {
+        for (e, status) in [
+            (GateError::RevocationUnavailable, 503),
+            (GateError::OriginUnreachable, 502),
+            (GateError::Misconfigured, 500),
+            (GateError::AdminDisabled, 404),
+            (GateError::InvalidRequest, 400),
+        ] {
+            let reply = e.to_reply();
+            assert_eq!(reply.status, status, "{e}");
+            assert_eq!(reply.header("WWW-Authenticate"), None, "{e}");
+            let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(body["error"], e.code());
+        }
+    }
+}

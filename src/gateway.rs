@@ -1,0 +1,213 @@
+//! The decision for one request: what the adapter should do with it.
+//!
+//! ```text
+//! adapter ── Incoming ──▶ Gateway::decide ──▶ Forward / ForwardPasswordChange / ReadAdminBody / Reply
+//! ```
+//! The adapter does the I/O the core cannot (forwarding, reading a body) and
+//! comes back for the second half where there is one.
+
+use serde_json::json;
+
+use crate::admin::{self, AdminAction};
+use crate::clock::NumericDate;
+use crate::config::Config;
+use crate::error::{GateError, Reply};
+use crate::keys::SignatureVerifier;
+use crate::revocation::{self, RevocationStore, RevokedBy, Status};
+use crate::routes::{self, Route};
+use crate::token;
+use crate::verify::verify_token;
+pub use crate::verify::{Identity, Verified};
+
+/// The parts of a request the core decides on.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub cookie: Option<&'a str>,
+    /// `OPTIONS` carrying `Access-Control-Request-Method`.
+    pub cors_preflight: bool,
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    /// Forward to the origin, with this identity (`None`: public route).
+    Forward(Option<Identity>),
+    /// Forward; if the origin accepts the change, call
+    /// [`Gateway::finish_password_change`] before answering.
+    ForwardPasswordChange(Verified),
+    /// The caller is an authorized admin; read the body and call
+    /// [`admin::handle`].
+    ReadAdminBody(AdminAction),
+    /// Answer directly.
+    Reply(Reply),
+}
+
+pub struct Gateway<'a, V, S> {
+    pub config: &'a Config,
+    pub verifier: &'a V,
+    pub store: &'a S,
+}
+
+impl<V: SignatureVerifier, S: RevocationStore> Gateway<'_, V, S> {
+    pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
+        let config = self.config;
+        let route = routes::route(
+            req.method,
+            req.path,
+            req.cors_preflight,
+            &config.password_change_path,
+            &config.public_paths,
+        );
+        let result = match route {
+            Route::Preflight | Route::Public => Ok(Decision::Forward(None)),
+            Route::Protected => self
+                .authenticate(req, now)
+                .await
+                .map(|v| Decision::Forward(Some(v.identity))),
+            Route::PasswordChange if changes_state(req.method) => self
+                .authenticate(req, now)
+                .await
+                .map(Decision::ForwardPasswordChange),
+            // Showing a password form must not sign anybody out.
+            Route::PasswordChange => self
+                .authenticate(req, now)
+                .await
+                .map(|v| Decision::Forward(Some(v.identity))),
+            Route::Logout => self.logout(req, now).await.map(Decision::Reply),
+            Route::LogoutAll => self.logout_all(req, now).await.map(Decision::Reply),
+            Route::AdminRevoke | Route::AdminIntrospect => {
+                let action = if route == Route::AdminRevoke {
+                    AdminAction::Revoke
+                } else {
+                    AdminAction::Introspect
+                };
+                admin::authorize(config, req.method, req.authorization)
+                    .map(|()| Decision::ReadAdminBody(action))
+            }
+        };
+        result.unwrap_or_else(|e| Decision::Reply(e.to_reply()))
+    }
+
+    /// A valid token that is not revoked, or why not.
+    pub async fn authenticate(
+        &self,
+        req: &Incoming<'_>,
+        now: NumericDate,
+    ) -> Result<Verified, GateError> {
+        let verified = self.verify_present_token(req, now).await?;
+        match revocation::check(self.store, &verified.identity.token_id, &verified.claims).await? {
+            Status::Active => Ok(verified),
+            Status::Revoked(_) => Err(GateError::TokenRevoked),
+        }
+    }
+
+    async fn verify_present_token(
+        &self,
+        req: &Incoming<'_>,
+        now: NumericDate,
+    ) -> Result<Verified, GateError> {
+        let raw = token::extract(
+            req.authorization,
+            req.cookie,
+            self.config.token_cookie.as_deref(),
+        )?
+        .ok_or(GateError::TokenMissing)?;
+        verify_token(raw, self.config, self.verifier, now).await
+    }
+
+    /// Revokes the presented token. Idempotent: a token that is already
+    /// revoked gets the same 200 without another write.
+    async fn logout(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, GateError> {
+        require_post(req.method)?;
+        let verified = self.verify_present_token(req, now).await?;
+        let id = &verified.identity.token_id;
+        let status = revocation::check(self.store, id, &verified.claims).await?;
+        if status == Status::Active {
+            revocation::revoke_token(
+                self.store,
+                id,
+                verified.claims.exp,
+                self.config.leeway_seconds,
+                RevokedBy::Logout,
+                now,
+            )
+            .await?;
+        }
+        let mut reply = Reply::json(200, &json!({"status": "logged_out", "token_id": id}));
+        if let Some(cookie) = self.clear_cookie_header() {
+            reply.headers.push(("Set-Cookie".into(), cookie));
+        }
+        Ok(reply)
+    }
+
+    /// Records a cut-off for the caller's `sub`: every token of that user
+    /// issued up to now stops working.
+    async fn logout_all(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, GateError> {
+        require_post(req.method)?;
+        let verified = self.authenticate(req, now).await?;
+        let sub = verified
+            .identity
+            .subject
+            .as_deref()
+            .ok_or(GateError::InvalidRequest)?;
+        let cut_off = revocation::cut_off_user(self.store, sub, now).await?;
+        let mut reply = Reply::json(
+            200,
+            &json!({"status": "logged_out_everywhere", "sub": sub, "revoked_before": cut_off}),
+        );
+        if let Some(cookie) = self.clear_cookie_header() {
+            reply.headers.push(("Set-Cookie".into(), cookie));
+        }
+        Ok(reply)
+    }
+
+    /// Second half of a password change, after the origin answered with
+    /// `origin_status`. On 2xx the user's cut-off is recorded before the
+    /// response goes back; if that fails the client gets
+    /// `sessions_not_revoked` instead of the origin's success.
+    pub async fn finish_password_change(
+        &self,
+        verified: &Verified,
+        origin_status: u16,
+        now: NumericDate,
+    ) -> Result<(), GateError> {
+        if !(200..300).contains(&origin_status) {
+            return Ok(());
+        }
+        let Some(sub) = verified.identity.subject.as_deref() else {
+            // Nothing to cut off without a subject; the change itself stands.
+            return Ok(());
+        };
+        revocation::cut_off_user(self.store, sub, now)
+            .await
+            .map(|_| ())
+            .map_err(|_| GateError::SessionsNotRevoked)
+    }
+
+    fn clear_cookie_header(&self) -> Option<String> {
+        let name = self.config.token_cookie.as_deref()?;
+        let mut cookie = format!(
+            "{name}=; Max-Age=0; Path={}; Secure; HttpOnly; SameSite=Lax",
+            self.config.token_cookie_path
+        );
+        if let Some(domain) = &self.config.token_cookie_domain {
+            cookie.push_str("; Domain=");
+            cookie.push_str(domain);
+        }
+        Some(cookie)
+    }
+}
+
+fn changes_state(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
+}
+
+fn require_post(method: &str) -> Result<(), GateError> {
+    if method == "POST" {
+        Ok(())
+    } else {
+        Err(GateError::MethodNotAllowed)
+    }
+}

@@ -1,0 +1,89 @@
+//! What the origin receives: the target URL and the identity headers.
+
+use crate::verify::Identity;
+
+/// Prefix of every identity header. Client-sent headers with this prefix are
+/// removed on every request, public or not, so an origin can trust them.
+pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
+
+pub fn is_identity_header(name: &str) -> bool {
+    name.len() >= IDENTITY_HEADER_PREFIX.len()
+        && name[..IDENTITY_HEADER_PREFIX.len()].eq_ignore_ascii_case(IDENTITY_HEADER_PREFIX)
+}
+
+/// `ORIGIN_URL` plus the request's path and query. A path prefix in
+/// `ORIGIN_URL` is kept (`https://o.example/api` + `/x` = `/api/x`).
+pub fn origin_target(origin_url: &str, path: &str, query: Option<&str>) -> String {
+    let base = origin_url.trim_end_matches('/');
+    match query {
+        Some(q) if !q.is_empty() => format!("{base}{path}?{q}"),
+        _ => format!("{base}{path}"),
+    }
+}
+
+/// The headers a verified request gains. Values are made header-safe:
+/// bytes outside visible ASCII, and `%` itself, are percent-encoded, so a
+/// claim can never inject a header or be mangled by the runtime. The exact
+/// claims are always in `X-Auth-Claims`.
+pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        ("X-Auth-Token-Id", header_safe(&identity.token_id)),
+        ("X-Auth-Claims", identity.claims_b64.clone()),
+    ];
+    if let Some(sub) = &identity.subject {
+        headers.push(("X-Auth-Subject", header_safe(sub)));
+    }
+    if let Some(iss) = &identity.issuer {
+        headers.push(("X-Auth-Issuer", header_safe(iss)));
+    }
+    headers
+}
+
+fn header_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_target_keeps_path_prefix_and_query() {
+        assert_eq!(
+            origin_target("http://o:8080", "/a/b", Some("x=1&y=2")),
+            "http://o:8080/a/b?x=1&y=2"
+        );
+        assert_eq!(
+            origin_target("https://o.example/api/", "/x", None),
+            "https://o.example/api/x"
+        );
+        assert_eq!(
+            origin_target("https://o.example", "/x", Some("")),
+            "https://o.example/x"
+        );
+    }
+
+    #[test]
+    fn identity_header_prefix_is_case_insensitive() {
+        assert!(is_identity_header("X-Auth-Subject"));
+        assert!(is_identity_header("x-auth-anything"));
+        assert!(!is_identity_header("x-author"));
+        assert!(!is_identity_header("authorization"));
+    }
+
+    #[test]
+    fn claim_values_cannot_break_headers() {
+        assert_eq!(header_safe("user-1"), "user-1");
+        assert_eq!(header_safe("a\r\nX-Evil: 1"), "a%0D%0AX-Evil: 1");
+        assert_eq!(header_safe("José"), "Jos%C3%A9");
+        assert_eq!(header_safe("100%"), "100%25");
+    }
+}

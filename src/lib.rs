@@ -1,0 +1,23 @@
+//! Tokengate: JWT verification and revocation at the edge.
+//!
+//! Everything outside [`edge`] is the pure core: it knows nothing of the
+//! `worker` crate, takes its time from an injected [`clock::Clock`] and its
+//! revocation data from an injected [`revocation::RevocationStore`], and runs
+//! under plain `cargo test`. The `edge` module is the thin wasm adapter that
+//! turns a Worker request into core input and the core's answer into a
+//! response.
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod headers;
+pub mod keys;
+pub mod revocation;
+pub mod routes;
+pub mod token;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

@@ -1,0 +1,390 @@
+//! Revocation rules and the KV schema (`README.md`, "KV schema").
+//!
+//! Keys (version prefix `v1:` so the schema can change later):
+//! - `v1:jti:<token id>` = `{"at":<when>,"by":"<reason>"}`: one revoked
+//!   token, expiring with the token (`exp` + leeway, at least 60 s from now).
+//! - `v1:sub:<sub>` = `<cut-off NumericDate>`: every token of that user with
+//!   `iat` before the cut-off is revoked. One key per user, overwritten.
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::NumericDate;
+use crate::error::GateError;
+use crate::token::Claims;
+
+pub const KEY_PREFIX_TOKEN: &str = "v1:jti:";
+pub const KEY_PREFIX_USER: &str = "v1:sub:";
+/// Workers KV refuses an expiration closer than 60 s.
+pub const KV_MIN_TTL_SECONDS: u64 = 60;
+/// KV keys are at most 512 bytes; longer IDs are stored by their hash.
+const MAX_RAW_ID_BYTES: usize = 256;
+
+/// The store could not be reached or answered nonsense. Never "not revoked".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+/// A key-value store with a batched read, as Workers KV's `get([...])`.
+#[allow(async_fn_in_trait)] // Worker futures are !Send; no Send bound wanted.
+pub trait RevocationStore {
+    /// Reads all `keys` in one round trip; the answer is in the same order.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError>;
+    /// Writes one key; `expires_at` is an absolute Unix time in seconds.
+    async fn put(&self, key: &str, value: &str, expires_at: Option<u64>) -> Result<(), StoreError>;
+}
+
+fn bounded(prefix: &str, id: &str) -> String {
+    if id.len() <= MAX_RAW_ID_BYTES {
+        format!("{prefix}{id}")
+    } else {
+        let digest = Base64UrlUnpadded::encode_string(&Sha256::digest(id.as_bytes()));
+        format!("{prefix}sha256:{digest}")
+    }
+}
+
+pub fn token_key(token_id: &str) -> String {
+    bounded(KEY_PREFIX_TOKEN, token_id)
+}
+
+pub fn user_key(sub: &str) -> String {
+    bounded(KEY_PREFIX_USER, sub)
+}
+
+/// Why a token is no longer accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokedBy {
+    Logout,
+    Admin,
+    UserCutOff,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub at: u64,
+    pub by: RevokedBy,
+}
+
+/// How long a revoked-ID entry must live: until the token would have expired
+/// anyway (`exp` + leeway), and never less than KV's minimum.
+pub fn token_entry_expiry(exp: Option<NumericDate>, leeway_seconds: u64, now: NumericDate) -> u64 {
+    let floor = now.ceil() as u64 + KV_MIN_TTL_SECONDS;
+    let until = exp.map_or(0, |exp| {
+        (exp.ceil().max(0.0) as u64).saturating_add(leeway_seconds)
+    });
+    until.max(floor)
+}
+
+/// Is a token with this `iat` revoked by a user cut-off?
+///
+/// A fractional `iat` is ordered exactly: revoked when `iat < cut_off`.
+/// A whole-second `iat` says only that the token was issued somewhere in
+/// `[iat, iat + 1)`, so inside the cut-off's own second we cannot tell
+/// before from after. We fail safe: it counts as issued before the cut-off
+/// and is revoked. The price is a window of under one second after a
+/// logout-all or password change in which a fresh whole-second token is
+/// refused too (README, "Revocation rules"). A token without `iat` is
+/// revoked by any cut-off.
+pub fn revoked_by_cut_off(iat: Option<NumericDate>, cut_off: NumericDate) -> bool {
+    // For a whole-second `iat` inside the cut-off's second, `iat < cut_off`
+    // holds, which is exactly the fail-safe answer; comparing against the
+    // cut-off's whole second instead would let those tokens through.
+    iat.is_none_or(|iat| iat < cut_off)
+}
+
+/// Parses a cut-off as stored; an unreadable value fails closed.
+pub fn parse_cut_off(value: &str) -> Result<NumericDate, StoreError> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| StoreError("unreadable user cut-off".into()))
+}
+
+/// Cut-offs are written with millisecond precision.
+pub fn format_cut_off(now: NumericDate) -> String {
+    format!("{:.3}", now)
+}
+
+/// Why a token is inactive, when it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Revoked(RevokedBy),
+}
+
+/// The per-request check: one round trip for the token ID and the user.
+pub async fn check(
+    store: &impl RevocationStore,
+    token_id: &str,
+    claims: &Claims,
+) -> Result<Status, GateError> {
+    let mut keys = vec![token_key(token_id)];
+    if let Some(sub) = &claims.sub {
+        keys.push(user_key(sub));
+    }
+    let values = store
+        .get_many(&keys)
+        .await
+        .map_err(|_| GateError::RevocationUnavailable)?;
+    if values.len() != keys.len() {
+        return Err(GateError::RevocationUnavailable);
+    }
+    if let Some(entry) = &values[0] {
+        // Whatever the entry says, its presence revokes the token.
+        let by = serde_json::from_str::<TokenEntry>(entry).map_or(RevokedBy::Admin, |e| e.by);
+        return Ok(Status::Revoked(by));
+    }
+    if let Some(Some(cut_off)) = values.get(1) {
+        let cut_off = parse_cut_off(cut_off).map_err(|_| GateError::RevocationUnavailable)?;
+        if revoked_by_cut_off(claims.iat, cut_off) {
+            return Ok(Status::Revoked(RevokedBy::UserCutOff));
+        }
+    }
+    Ok(Status::Active)
+}
+
+/// How many times a write is tried before the failure is reported. KV allows
+/// one write per second per key, and a retry inside one request must stay
+/// well under the Worker's time budget.
+pub const WRITE_ATTEMPTS: usize = 3;
+
+async fn put_with_retry(
+    store: &impl RevocationStore,
+    key: &str,
+    value: &str,
+    expires_at: Option<u64>,
+) -> Result<(), GateError> {
+    // The store logs each failure itself; the caller only needs the outcome.
+    for _ in 0..WRITE_ATTEMPTS {
+        if store.put(key, value, expires_at).await.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(GateError::RevocationUnavailable)
+}
+
+/// Revokes one token until it would have expired anyway. Idempotent.
+pub async fn revoke_token(
+    store: &impl RevocationStore,
+    token_id: &str,
+    exp: Option<NumericDate>,
+    leeway_seconds: u64,
+    by: RevokedBy,
+    now: NumericDate,
+) -> Result<u64, GateError> {
+    let expires_at = token_entry_expiry(exp, leeway_seconds, now);
+    let entry = serde_json::to_string(&TokenEntry {
+        at: now.floor() as u64,
+        by,
+    })
+    .map_err(|_| GateError::RevocationUnavailable)?;
+    put_with_retry(store, &token_key(token_id), &entry, Some(expires_at)).await?;
+    Ok(expires_at)
+}
+
+/// Revokes every token of `sub` issued before `now`.
+///
+/// The key has no expiration: we cannot know how long the user's older
+/// tokens live. It is one key per user, overwritten, so it stays bounded.
+pub async fn cut_off_user(
+    store: &impl RevocationStore,
+    sub: &str,
+    now: NumericDate,
+) -> Result<NumericDate, GateError> {
+    let value = format_cut_off(now);
+    put_with_retry(store, &user_key(sub), &value, None).await?;
+    Ok(parse_cut_off(&value).unwrap_or(now))
+}
+
+/// An in-memory store for tests and for the native benchmarks. It counts
+/// round trips and can be told to fail.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub entries: std::cell::RefCell<std::collections::HashMap<String, (String, Option<u64>)>>,
+    pub reads: std::cell::Cell<usize>,
+    pub writes: std::cell::Cell<usize>,
+    pub fail_reads: std::cell::Cell<bool>,
+    /// Number of upcoming writes that fail.
+    pub failing_writes: std::cell::Cell<usize>,
+}
+
+impl RevocationStore for MemoryStore {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        self.reads.set(self.reads.get() + 1);
+        if self.fail_reads.get() {
+            return Err(StoreError("injected read failure".into()));
+        }
+        let entries = self.entries.borrow();
+        Ok(keys
+            .iter()
+            .map(|k| entries.get(k).map(|(v, _)| v.clone()))
+            .collect())
+    }
+
+    async fn put(&self, key: &str, value: &str, expires_at: Option<u64>) -> Result<(), StoreError> {
+        self.writes.set(self.writes.get() + 1);
+        if self.failing_writes.get() > 0 {
+            self.failing_writes.set(self.failing_writes.get() - 1);
+            return Err(StoreError("injected write failure".into()));
+        }
+        self.entries
+            .borrow_mut()
+            .insert(key.to_owned(), (value.to_owned(), expires_at));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pollster::block_on;
+
+    const NOW: f64 = 1_700_000_000.5;
+
+    fn claims(sub: &str, iat: Option<f64>) -> Claims {
+        Claims {
+            sub: Some(sub.into()),
+            iat,
+            exp: Some(NOW + 3600.0),
+            ..Claims::default()
+        }
+    }
+
+    #[test]
+    fn revoked_entry_lives_until_exp_plus_leeway_but_at_least_a_minute() {
+        assert_eq!(
+            token_entry_expiry(Some(NOW + 3600.0), 30, NOW),
+            1_700_003_631
+        );
+        assert_eq!(token_entry_expiry(Some(NOW + 5.0), 0, NOW), 1_700_000_061);
+        assert_eq!(token_entry_expiry(Some(NOW - 100.0), 0, NOW), 1_700_000_061);
+        assert_eq!(token_entry_expiry(None, 0, NOW), 1_700_000_061);
+    }
+
+    #[test]
+    fn cut_off_orders_fractional_iat_exactly() {
+        let cut = 1_700_000_000.500;
+        assert!(revoked_by_cut_off(Some(1_700_000_000.499), cut));
+        assert!(!revoked_by_cut_off(Some(1_700_000_000.500), cut));
+        assert!(!revoked_by_cut_off(Some(1_700_000_000.501), cut));
+        assert!(revoked_by_cut_off(None, cut));
+    }
+
+    #[test]
+    fn whole_second_iat_in_the_cut_offs_own_second_is_revoked() {
+        let cut = 1_700_000_000.500;
+        assert!(
+            revoked_by_cut_off(Some(1_699_999_999.0), cut),
+            "earlier second"
+        );
+        assert!(
+            revoked_by_cut_off(Some(1_700_000_000.0), cut),
+            "own second: fail safe"
+        );
+        assert!(
+            !revoked_by_cut_off(Some(1_700_000_001.0), cut),
+            "next second"
+        );
+        // A cut-off exactly on a second boundary has no ambiguous second.
+        assert!(!revoked_by_cut_off(Some(1_700_000_000.0), 1_700_000_000.0));
+        assert!(revoked_by_cut_off(Some(1_699_999_999.0), 1_700_000_000.0));
+    }
+
+    #[test]
+    fn one_round_trip_covers_token_and_user() {
+        let store = MemoryStore::default();
+        assert_eq!(
+            block_on(check(&store, "t1", &claims("alice", Some(NOW)))),
+            Ok(Status::Active)
+        );
+        assert_eq!(store.reads.get(), 1);
+
+        block_on(revoke_token(
+            &store,
+            "t1",
+            Some(NOW + 3600.0),
+            0,
+            RevokedBy::Logout,
+            NOW,
+        ))
+        .unwrap();
+        assert_eq!(
+            block_on(check(&store, "t1", &claims("alice", Some(NOW)))),
+            Ok(Status::Revoked(RevokedBy::Logout))
+        );
+        assert_eq!(store.reads.get(), 2);
+        assert_eq!(
+            block_on(check(&store, "t2", &claims("alice", Some(NOW)))),
+            Ok(Status::Active)
+        );
+    }
+
+    #[test]
+    fn user_cut_off_revokes_older_tokens_only_for_that_user() {
+        let store = MemoryStore::default();
+        block_on(cut_off_user(&store, "alice", NOW)).unwrap();
+        let older = claims("alice", Some(NOW - 10.0));
+        let newer = claims("alice", Some(NOW + 1.0));
+        let bob = claims("bob", Some(NOW - 10.0));
+        assert_eq!(
+            block_on(check(&store, "a", &older)),
+            Ok(Status::Revoked(RevokedBy::UserCutOff))
+        );
+        assert_eq!(block_on(check(&store, "b", &newer)), Ok(Status::Active));
+        assert_eq!(block_on(check(&store, "c", &bob)), Ok(Status::Active));
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000000.500");
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].1, None);
+    }
+
+    #[test]
+    fn unreadable_store_or_value_fails_closed() {
+        let store = MemoryStore::default();
+        store.fail_reads.set(true);
+        assert_eq!(
+            block_on(check(&store, "t", &claims("alice", Some(NOW)))),
+            Err(GateError::RevocationUnavailable)
+        );
+        let store = MemoryStore::default();
+        block_on(store.put("v1:sub:alice", "garbage", None)).unwrap();
+        assert_eq!(
+            block_on(check(&store, "t", &claims("alice", Some(NOW)))),
+            Err(GateError::RevocationUnavailable)
+        );
+    }
+
+    #[test]
+    fn writes_are_retried_a_bounded_number_of_times() {
+        let store = MemoryStore::default();
+        store.failing_writes.set(WRITE_ATTEMPTS - 1);
+        assert!(block_on(cut_off_user(&store, "alice", NOW)).is_ok());
+        assert_eq!(store.writes.get(), WRITE_ATTEMPTS);
+
+        let store = MemoryStore::default();
+        store.failing_writes.set(WRITE_ATTEMPTS);
+        assert_eq!(
+            block_on(revoke_token(
+                &store,
+                "t",
+                Some(NOW),
+                0,
+                RevokedBy::Logout,
+                NOW
+            )),
+            Err(GateError::RevocationUnavailable)
+        );
+        assert_eq!(store.writes.get(), WRITE_ATTEMPTS);
+        assert!(store.entries.borrow().is_empty());
+    }
+
+    #[test]
+    fn long_ids_are_hashed_to_fit_kv_keys() {
+        let long = "x".repeat(5000);
+        let key = token_key(&long);
+        assert!(key.len() < 512 && key.starts_with("v1:jti:sha256:"));
+        assert_eq!(token_key("abc"), "v1:jti:abc");
+        assert_eq!(user_key("alice"), "v1:sub:alice");
+    }
+}

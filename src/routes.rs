@@ -1,0 +1,112 @@
+//! Which part of the gateway a request belongs to.
+
+/// One `PUBLIC_PATHS` entry: an exact path, or a prefix when it ends in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl PathPattern {
+    pub fn parse(pattern: &str) -> Option<PathPattern> {
+        if !pattern.starts_with('/') {
+            return None;
+        }
+        Some(match pattern.strip_suffix('*') {
+            Some(prefix) => PathPattern::Prefix(prefix.to_owned()),
+            None => PathPattern::Exact(pattern.to_owned()),
+        })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(p) => p == path,
+            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// CORS preflight: forwarded without a token (browsers never send one).
+    Preflight,
+    /// Matches `PUBLIC_PATHS`: forwarded without verification.
+    Public,
+    Logout,
+    LogoutAll,
+    PasswordChange,
+    AdminRevoke,
+    AdminIntrospect,
+    /// Everything else: verified, checked for revocation, forwarded.
+    Protected,
+}
+
+pub const LOGOUT_PATH: &str = "/auth/logout";
+pub const LOGOUT_ALL_PATH: &str = "/auth/logout-all";
+pub const ADMIN_REVOKE_PATH: &str = "/_admin/revoke";
+pub const ADMIN_INTROSPECT_PATH: &str = "/_admin/introspect";
+
+/// Gateway-owned routes win over `PUBLIC_PATHS`, so a broad public prefix
+/// can never switch off logout or the admin API's authentication.
+pub fn route(
+    method: &str,
+    path: &str,
+    is_cors_preflight: bool,
+    password_change_path: &str,
+    public_paths: &[PathPattern],
+) -> Route {
+    match path {
+        LOGOUT_PATH => Route::Logout,
+        LOGOUT_ALL_PATH => Route::LogoutAll,
+        ADMIN_REVOKE_PATH => Route::AdminRevoke,
+        ADMIN_INTROSPECT_PATH => Route::AdminIntrospect,
+        _ if method == "OPTIONS" && is_cors_preflight => Route::Preflight,
+        p if p == password_change_path => Route::PasswordChange,
+        p if public_paths.iter().any(|pattern| pattern.matches(p)) => Route::Public,
+        _ => Route::Protected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn public() -> Vec<PathPattern> {
+        ["/health", "/static/*"]
+            .iter()
+            .map(|p| PathPattern::parse(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn public_paths_exact_and_prefix() {
+        let r = |path| route("GET", path, false, "/auth/password-change", &public());
+        assert_eq!(r("/health"), Route::Public);
+        assert_eq!(r("/health/deep"), Route::Protected);
+        assert_eq!(r("/static/app.js"), Route::Public);
+        assert_eq!(r("/static"), Route::Protected);
+        assert_eq!(r("/api"), Route::Protected);
+    }
+
+    #[test]
+    fn gateway_routes_win_over_public_paths() {
+        let everything = vec![PathPattern::parse("/*").unwrap()];
+        let r = |path| route("POST", path, false, "/auth/password-change", &everything);
+        assert_eq!(r("/auth/logout"), Route::Logout);
+        assert_eq!(r("/auth/logout-all"), Route::LogoutAll);
+        assert_eq!(r("/_admin/revoke"), Route::AdminRevoke);
+        assert_eq!(r("/_admin/introspect"), Route::AdminIntrospect);
+        assert_eq!(r("/auth/password-change"), Route::PasswordChange);
+        assert_eq!(r("/other"), Route::Public);
+    }
+
+    #[test]
+    fn only_real_preflights_skip_verification() {
+        assert_eq!(route("OPTIONS", "/api", true, "/pw", &[]), Route::Preflight);
+        assert_eq!(
+            route("OPTIONS", "/api", false, "/pw", &[]),
+            Route::Protected
+        );
+        assert_eq!(route("GET", "/api", true, "/pw", &[]), Route::Protected);
+    }
+}

@@ -1,0 +1,242 @@
+//! Finding the token on a request and taking it apart, before any trust.
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use jwt_compact::UntrustedToken;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::clock::NumericDate;
+use crate::error::GateError;
+
+/// Picks the token from `Authorization: Bearer` and from the configured
+/// cookie. `Ok(None)`: no token at all. The same token in both places is
+/// fine; two different ones are refused, as Kong does against smuggling.
+pub fn extract<'a>(
+    authorization: Option<&'a str>,
+    cookie_header: Option<&'a str>,
+    cookie_name: Option<&'a str>,
+) -> Result<Option<&'a str>, GateError> {
+    let from_header = authorization.and_then(bearer).transpose()?;
+    let mut from_cookie: Option<&str> = None;
+    if let (Some(header), Some(name)) = (cookie_header, cookie_name) {
+        for value in cookie_values(header, name) {
+            match from_cookie {
+                Some(seen) if seen != value => return Err(GateError::TokenAmbiguous),
+                _ => from_cookie = Some(value),
+            }
+        }
+    }
+    match (from_header, from_cookie) {
+        (Some(h), Some(c)) if h != c => Err(GateError::TokenAmbiguous),
+        (Some(token), _) | (None, Some(token)) => Ok(Some(token)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `Some(Ok(token))` for a Bearer credential, `None` for another scheme
+/// (Basic, ...), which is the origin's business, not ours.
+fn bearer(header: &str) -> Option<Result<&str, GateError>> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim();
+    if token.is_empty() || token.contains([' ', ',']) {
+        // Several Authorization headers are joined with ", " by the runtime.
+        return Some(Err(GateError::TokenMalformed));
+    }
+    Some(Ok(token))
+}
+
+fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    header.split(';').filter_map(move |pair| {
+        let (n, v) = pair.split_once('=')?;
+        (n.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// Header fields we act on besides `alg`, `kid` and `typ` (which
+/// jwt-compact parses for us).
+#[derive(Debug, Default, Deserialize)]
+pub struct ExtraHeader {
+    /// RFC 7515 4.1.11: we understand no extension, so any `crit` is refused.
+    #[serde(default)]
+    pub crit: Option<serde_json::Value>,
+    /// RFC 7797 unencoded payloads would change what was signed.
+    #[serde(default)]
+    pub b64: Option<serde_json::Value>,
+}
+
+/// Registered claims, read by us rather than jwt-compact because its
+/// timestamps drop fractions, and `iat` must be ordered exactly.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Claims {
+    pub exp: Option<NumericDate>,
+    pub nbf: Option<NumericDate>,
+    pub iat: Option<NumericDate>,
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    pub jti: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains_any(&self, accepted: &[String]) -> bool {
+        match self {
+            Audience::One(a) => accepted.iter().any(|x| x == a),
+            Audience::Many(list) => list.iter().any(|a| accepted.iter().any(|x| x == a)),
+        }
+    }
+}
+
+/// A token taken apart but not yet trusted.
+pub struct Parsed<'a> {
+    pub raw: &'a str,
+    pub untrusted: UntrustedToken<'a, ExtraHeader>,
+    /// `header.payload`: the bytes the signature covers.
+    pub signing_input: &'a str,
+    /// The payload segment exactly as sent (base64url of the claims JSON).
+    pub payload_b64: &'a str,
+    pub claims: Claims,
+}
+
+/// Size first, then structure. Anything that is not a compact JWS with a
+/// JSON object payload and well-typed registered claims is malformed.
+pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
+    if raw.len() > max_bytes {
+        return Err(GateError::TokenTooLarge);
+    }
+    let untrusted: UntrustedToken<'_, ExtraHeader> =
+        UntrustedToken::try_from(raw).map_err(|_| GateError::TokenMalformed)?;
+    let (signing_input, _) = raw.rsplit_once('.').ok_or(GateError::TokenMalformed)?;
+    let (_, payload_b64) = signing_input
+        .split_once('.')
+        .ok_or(GateError::TokenMalformed)?;
+    let payload =
+        Base64UrlUnpadded::decode_vec(payload_b64).map_err(|_| GateError::TokenMalformed)?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| GateError::TokenMalformed)?;
+    if [claims.exp, claims.nbf, claims.iat]
+        .iter()
+        .flatten()
+        .any(|t| !t.is_finite())
+    {
+        return Err(GateError::TokenMalformed);
+    }
+    Ok(Parsed {
+        raw,
+        untrusted,
+        signing_input,
+        payload_b64,
+        claims,
+    })
+}
+
+/// The token's ID: its `jti`, or the base64url SHA-256 of the whole token
+/// when it has none, so a raw token is never stored or logged.
+pub fn token_id(raw: &str, claims: &Claims) -> String {
+    match &claims.jti {
+        Some(jti) if !jti.is_empty() => jti.clone(),
+        _ => Base64UrlUnpadded::encode_string(&Sha256::digest(raw.as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_and_cookie_sources() {
+        assert_eq!(extract(Some("Bearer abc"), None, None), Ok(Some("abc")));
+        assert_eq!(extract(Some("bearer   abc "), None, None), Ok(Some("abc")));
+        assert_eq!(extract(Some("Basic dXNlcjpwdw=="), None, None), Ok(None));
+        assert_eq!(
+            extract(None, Some("a=1; tg=tok; b=2"), Some("tg")),
+            Ok(Some("tok"))
+        );
+        assert_eq!(extract(None, Some("tg=tok"), None), Ok(None));
+        assert_eq!(extract(None, Some("xtg=tok"), Some("tg")), Ok(None));
+        assert_eq!(extract(None, None, Some("tg")), Ok(None));
+    }
+
+    #[test]
+    fn same_token_twice_is_fine_different_tokens_are_ambiguous() {
+        assert_eq!(
+            extract(Some("Bearer t1"), Some("tg=t1"), Some("tg")),
+            Ok(Some("t1"))
+        );
+        assert_eq!(
+            extract(Some("Bearer t1"), Some("tg=t2"), Some("tg")),
+            Err(GateError::TokenAmbiguous)
+        );
+        assert_eq!(
+            extract(None, Some("tg=t1; tg=t2"), Some("tg")),
+            Err(GateError::TokenAmbiguous)
+        );
+    }
+
+    #[test]
+    fn empty_or_joined_bearer_credentials_are_malformed() {
+        assert_eq!(
+            extract(Some("Bearer"), None, None),
+            Err(GateError::TokenMalformed)
+        );
+        assert_eq!(
+            extract(Some("Bearer "), None, None),
+            Err(GateError::TokenMalformed)
+        );
+        assert_eq!(
+            extract(Some("Bearer a, Bearer b"), None, None),
+            Err(GateError::TokenMalformed)
+        );
+    }
+
+    #[test]
+    fn size_is_checked_before_parsing() {
+        let huge = "x".repeat(9000);
+        assert_eq!(parse(&huge, 8192).err(), Some(GateError::TokenTooLarge));
+        assert_eq!(
+            parse(&huge[..100], 8192).err(),
+            Some(GateError::TokenMalformed)
+        );
+    }
+
+    #[test]
+    fn wrongly_typed_claims_are_malformed() {
+        // {"alg":"HS256"} . {"exp":"tomorrow"} . sig
+        let token = format!(
+            "{}.{}.c2ln",
+            Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
+            Base64UrlUnpadded::encode_string(br#"{"exp":"tomorrow"}"#)
+        );
+        assert_eq!(parse(&token, 8192).err(), Some(GateError::TokenMalformed));
+        let not_object = format!(
+            "{}.{}.c2ln",
+            Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
+            Base64UrlUnpadded::encode_string(b"[1,2]")
+        );
+        assert_eq!(
+            parse(&not_object, 8192).err(),
+            Some(GateError::TokenMalformed)
+        );
+    }
+
+    #[test]
+    fn token_id_prefers_jti_and_never_returns_the_raw_token() {
+        let with_jti = Claims {
+            jti: Some("abc-123".into()),
+            ..Claims::default()
+        };
+        assert_eq!(token_id("a.b.c", &with_jti), "abc-123");
+        let derived = token_id("a.b.c", &Claims::default());
+        assert_eq!(derived.len(), 43);
+        assert_ne!(derived, "a.b.c");
+    }
+}
