@@ -62,9 +62,21 @@ pub fn route(
         ADMIN_INTROSPECT_PATH => Route::AdminIntrospect,
         _ if method == "OPTIONS" && is_cors_preflight => Route::Preflight,
         p if p == password_change_path => Route::PasswordChange,
-        p if public_paths.iter().any(|pattern| pattern.matches(p)) => Route::Public,
+        p if !hides_separators(p) && public_paths.iter().any(|pattern| pattern.matches(p)) => {
+            Route::Public
+        }
         _ => Route::Protected,
     }
+}
+
+/// An encoded `/`, `\` or `.` may be decoded by the origin into a path
+/// outside the public prefix (`/public/..%2Fadmin`); such paths are never
+/// public, so they get verified like any other.
+fn hides_separators(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    ["%2f", "%5c", "%2e"]
+        .iter()
+        .any(|encoded| lower.contains(encoded))
 }
 
 #[cfg(test)]
@@ -86,6 +98,8 @@ mod tests {
         assert_eq!(r("/static/app.js"), Route::Public);
         assert_eq!(r("/static"), Route::Protected);
         assert_eq!(r("/api"), Route::Protected);
+        assert_eq!(r("/static/..%2Fapi"), Route::Protected);
+        assert_eq!(r("/static/%2e%2e/api"), Route::Protected);
     }
 
     #[test]

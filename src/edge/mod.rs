@@ -1,1 +1,124 @@
-//! placeholder
+//! The wasm adapter: Worker request in, core decision, Worker response out.
+//! Everything that decides anything lives in the core; this module only does
+//! the I/O the core asks for.
+
+mod http;
+mod kv;
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use worker::web_sys::{Request, Response};
+use worker::{console_error, event, Context, Env};
+
+use crate::admin;
+use crate::clock::{Clock, NumericDate};
+use crate::config::{Config, ConfigError};
+use crate::error::{GateError, Reply};
+use crate::gateway::{Decision, Gateway, Incoming};
+
+/// `Date.now()`. In Workers it only advances across I/O, which is what we
+/// want: one request sees one instant until it waits for something.
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now(&self) -> NumericDate {
+        js_sys::Date::now() / 1000.0
+    }
+}
+
+thread_local! {
+    // Vars and secrets are fixed for the life of an isolate: parse them once.
+    static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
+}
+
+fn config(env: &Env) -> Result<Rc<Config>, GateError> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| {
+            let parsed = Config::from_lookup(|name| {
+                env.var(name)
+                    .map(|v| v.to_string())
+                    .or_else(|_| env.secret(name).map(|s| s.to_string()))
+                    .ok()
+            });
+            if let Err(e) = &parsed {
+                console_error!("tokengate misconfigured: {e}");
+            }
+            parsed.map(Rc::new)
+        })
+        .clone()
+        .map_err(|_| GateError::Misconfigured)
+    })
+}
+
+/// What a request ends in: the gateway's own answer or the origin's.
+enum Outcome {
+    Reply(Reply),
+    Origin(Response),
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    match handle(req, &env).await {
+        Ok(Outcome::Origin(response)) => Ok(response),
+        Ok(Outcome::Reply(reply)) => Ok(http::reply(&reply)?),
+        Err(e) => Ok(http::reply(&e.to_reply())?),
+    }
+}
+
+async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
+    let config = config(env)?;
+    let store = kv::KvRevocations::from_env(env)?;
+    let gateway = Gateway {
+        config: &config,
+        verifier: &config.hmac,
+        store: &store,
+    };
+
+    let head = http::RequestHead::read(&req)?;
+    let incoming = Incoming {
+        method: &head.method,
+        path: &head.path,
+        authorization: head.authorization.as_deref(),
+        cookie: head.cookie.as_deref(),
+        cors_preflight: head.cors_preflight,
+    };
+
+    match gateway.decide(&incoming, WorkerClock.now()).await {
+        Decision::Reply(reply) => Ok(Outcome::Reply(reply)),
+        Decision::Forward(identity) => http::forward(&req, &head, &config, identity.as_ref())
+            .await
+            .map(Outcome::Origin),
+        Decision::ForwardPasswordChange(verified) => {
+            let response = http::forward(&req, &head, &config, Some(&verified.identity)).await?;
+            // Read the clock after the origin answered: the change is done now.
+            match gateway
+                .finish_password_change(&verified, response.status(), WorkerClock.now())
+                .await
+            {
+                Ok(()) => Ok(Outcome::Origin(response)),
+                Err(e) => {
+                    console_error!(
+                        "password change for token {} succeeded at the origin but the cut-off \
+                         could not be recorded",
+                        verified.identity.token_id
+                    );
+                    Err(e)
+                }
+            }
+        }
+        Decision::ReadAdminBody(action) => {
+            let body = http::read_body(&req, admin::MAX_BODY_BYTES).await?;
+            let reply = admin::handle(
+                action,
+                &body,
+                &config,
+                &config.hmac,
+                &store,
+                WorkerClock.now(),
+            )
+            .await;
+            Ok(Outcome::Reply(reply))
+        }
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Hermetic release build: every tool comes from crates.io or npm at a pinned
+# version; worker-build is told where each one is, so it downloads nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORKER_BUILD_VERSION=0.8.7
+# wasm-bindgen-cli must match the wasm-bindgen library in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+
+# Install a cargo tool unless the right version is already on PATH.
+ensure_cargo_tool() {
+  local crate=$1 version=$2 binary=$3
+  if command -v "$binary" >/dev/null && "$binary" --version 2>/dev/null | grep -qF "$version"; then
+    return
+  fi
+  echo "build: installing $crate $version (once per machine, several minutes)" >&2
+  # --locked pins the tool's own dependencies; if the registry no longer has
+  # one of them (a yanked crate), fall back to the newest compatible ones.
+  cargo install "$crate" --version "=$version" --locked --quiet \
+    || cargo install "$crate" --version "=$version" --quiet
+}
+
+export PATH="$HOME/.cargo/bin:$PATH"
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+ensure_cargo_tool worker-build "$WORKER_BUILD_VERSION" worker-build
+ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
+[ -x node_modules/.bin/esbuild ] && [ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund
+
+export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+exec worker-build --release

@@ -1,0 +1,97 @@
+// Runs the real release build (build/index.js + wasm) in Miniflare, with the
+// vars and KV bindings read from wrangler.toml, in front of a real origin
+// process that records what it received.
+//
+// One Miniflare (one workerd) holds several workers:
+//   gateway          wrangler.toml as is, plus test secrets
+//   gateway-probed   the same, but REVOCATIONS goes through kv-probe, which
+//                    counts round trips and can simulate a KV outage
+//   gateway-no-admin the same without ADMIN_TOKEN
+//   gateway-broken   an invalid setting, to see `misconfigured`
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { startOrigin } from "../../demo/origin.mjs";
+import { SECRET, ADMIN_TOKEN } from "./tokens.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export async function startHarness() {
+  const origin = await startOrigin();
+  const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
+  const config = { ...fromWrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
+  const [kvBinding] = Object.keys(fromWrangler.kvNamespaces);
+  const gatewayWorker = (name, bindings, extra = {}) => ({
+    name,
+    // The release build exactly as `wrangler deploy` would upload it.
+    modules: [
+      { type: "ESModule", path: path.join(root, "build/index.js") },
+      { type: "CompiledWasm", path: path.join(root, "build/index_bg.wasm") },
+    ],
+    compatibilityDate: fromWrangler.compatibilityDate,
+    compatibilityFlags: fromWrangler.compatibilityFlags,
+    bindings,
+    kvNamespaces: fromWrangler.kvNamespaces,
+    ...extra,
+  });
+  const { ADMIN_TOKEN: _omit, ...noAdmin } = config;
+  const { kvNamespaces: _real, ...withoutKv } = gatewayWorker("gateway-probed", config);
+
+  // Miniflare 5 takes a new option shape; wrangler still speaks the v4 one,
+  // and Miniflare ships the converter wrangler itself uses.
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    workers: [
+      gatewayWorker("gateway", config),
+      { ...withoutKv, serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } } },
+      gatewayWorker("gateway-no-admin", noAdmin),
+      gatewayWorker("gateway-broken", { ...config, JWT_LEEWAY_SECONDS: "soon" }),
+      {
+        name: "kv-probe",
+        modules: true,
+        scriptPath: path.join(root, "tests/support/kv-probe.mjs"),
+        compatibilityDate: fromWrangler.compatibilityDate,
+        // The probe reads and writes the very namespace the gateway uses.
+        kvNamespaces: { STORE: fromWrangler.kvNamespaces[kvBinding] },
+      },
+    ],
+  }));
+  await mf.ready;
+  const workers = {};
+  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe"]) {
+    workers[name] = await mf.getWorker(name);
+  }
+  const kv = await mf.getKVNamespace(kvBinding, "gateway");
+
+  const call = (worker) => (pathname, init = {}) => worker.fetch(`https://gateway.test${pathname}`, { redirect: "manual", ...init });
+  return {
+    config,
+    origin,
+    kv,
+    /** Request through the main gateway. */
+    fetch: (pathname, init = {}) => mf.dispatchFetch(`https://gateway.test${pathname}`, { redirect: "manual", ...init }),
+    probed: call(workers["gateway-probed"]),
+    noAdmin: call(workers["gateway-no-admin"]),
+    broken: call(workers["gateway-broken"]),
+    probe: async (action) => (await workers["kv-probe"].fetch(`https://probe.test/${action}`)).json(),
+    /** What the origin received since the last call. */
+    takeReceived() {
+      return origin.received.splice(0);
+    },
+    async close() {
+      await mf.dispose();
+      await origin.close();
+    },
+  };
+}
+
+export const bearer = (token) => ({ authorization: `Bearer ${token}` });
+
+export async function json(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`expected JSON, got ${response.status}: ${text.slice(0, 300)}`);
+  }
+}
