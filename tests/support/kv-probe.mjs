@@ -5,18 +5,18 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 const stats = { gets: 0, keysRead: 0, puts: 0 };
-let failing = false;
+const failing = { reads: false, writes: false };
 
 export class ProbedKv extends WorkerEntrypoint {
   async get(keys, options) {
     stats.gets += 1;
     stats.keysRead += Array.isArray(keys) ? keys.length : 1;
-    if (failing) throw new Error("injected KV outage");
+    if (failing.reads) throw new Error("injected KV outage (reads)");
     return this.env.STORE.get(keys, options);
   }
   async put(key, value, options) {
     stats.puts += 1;
-    if (failing) throw new Error("injected KV outage");
+    if (failing.writes) throw new Error("injected KV outage (writes)");
     return this.env.STORE.put(key, value, options);
   }
 }
@@ -27,13 +27,12 @@ export default {
     if (pathname === "/stats") return Response.json(stats);
     if (pathname === "/reset") {
       Object.assign(stats, { gets: 0, keysRead: 0, puts: 0 });
-      failing = false;
+      Object.assign(failing, { reads: false, writes: false });
       return Response.json(stats);
     }
-    if (pathname === "/fail") {
-      failing = true;
-      return Response.json({ failing });
-    }
+    if (pathname === "/fail-reads") failing.reads = true;
+    if (pathname === "/fail-writes") failing.writes = true;
+    if (pathname.startsWith("/fail")) return Response.json(failing);
     return new Response("not found", { status: 404 });
   },
 };

@@ -1,0 +1,232 @@
+// Revocation at the edge: logout, logout-all, password change, fail-closed,
+// KV schema and expirations, one KV round trip per request.
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { startHarness, bearer, json } from "../support/harness.mjs";
+import { mint, claimsOf } from "../support/tokens.mjs";
+
+let h;
+before(async () => (h = await startHarness()));
+after(async () => h?.close());
+beforeEach(async () => h.probe("reset"));
+
+let users = 0;
+const freshUser = () => `user-${++users}-${Date.now()}`;
+
+async function status(fetcher, token, path = "/api/resource") {
+  const response = await fetcher(path, { headers: bearer(token) });
+  const text = await response.text();
+  return { status: response.status, error: response.status === 200 ? undefined : JSON.parse(text).error };
+}
+
+const sleepUntilNextSecond = () => new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 20));
+
+test("logout revokes the token; reuse gives 401 token_revoked; logout is idempotent", async () => {
+  const token = await mint({ sub: freshUser() }, h.config);
+  assert.equal((await status(h.fetch, token)).status, 200);
+
+  const logout = await h.fetch("/auth/logout", { method: "POST", headers: bearer(token) });
+  assert.equal(logout.status, 200);
+  assert.equal((await json(logout)).status, "logged_out");
+  assert.equal(
+    logout.headers.get("set-cookie"),
+    `${h.config.TOKEN_COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax`,
+  );
+
+  h.takeReceived();
+  const reuse = await h.fetch("/api/resource", { headers: bearer(token) });
+  assert.equal(reuse.status, 401);
+  assert.match(reuse.headers.get("www-authenticate"), /error="invalid_token"/);
+  assert.equal((await json(reuse)).error, "token_revoked");
+  assert.equal(h.takeReceived().length, 0);
+
+  const again = await h.fetch("/auth/logout", { method: "POST", headers: bearer(token) });
+  assert.equal(again.status, 200, "a second logout is still a success");
+  await again.arrayBuffer();
+});
+
+test("logout needs POST and a valid token", async () => {
+  const token = await mint({}, h.config);
+  const get = await h.fetch("/auth/logout", { headers: bearer(token) });
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.get("allow"), "POST");
+  await get.arrayBuffer();
+  assert.equal((await json(await h.fetch("/auth/logout", { method: "POST" }))).error, "token_missing");
+});
+
+test("a revoked-ID entry expires with the token (exp + leeway), never sooner than 60 s", async () => {
+  const leeway = Number(h.config.JWT_LEEWAY_SECONDS);
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const long = await mint({ claims: { exp } }, h.config);
+  const short = await mint({ claims: { exp: Math.floor(Date.now() / 1000) + 5 } }, h.config);
+  const noJti = await mint({ claims: { jti: undefined } }, h.config);
+  for (const token of [long, short, noJti]) {
+    const response = await h.fetch("/auth/logout", { method: "POST", headers: bearer(token) });
+    assert.equal(response.status, 200);
+    await response.arrayBuffer();
+  }
+  const listed = new Map((await h.kv.list({ prefix: "v1:jti:" })).keys.map((k) => [k.name, k]));
+  const after = Math.ceil(Date.now() / 1000);
+
+  const longEntry = listed.get(`v1:jti:${claimsOf(long).jti}`);
+  assert.equal(longEntry.expiration, exp + leeway);
+  const shortEntry = listed.get(`v1:jti:${claimsOf(short).jti}`);
+  assert.ok(shortEntry.expiration >= after + 59 && shortEntry.expiration <= after + 61, `${shortEntry.expiration}`);
+
+  // Without a jti the ID is the base64url SHA-256 of the token: the raw token is never stored.
+  const digest = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(noJti))).toString("base64url");
+  assert.ok(listed.has(`v1:jti:${digest}`));
+  for (const [name] of listed) assert.ok(!name.includes(noJti.split(".")[2]), "raw token stored");
+  const value = JSON.parse(await h.kv.get(`v1:jti:${digest}`));
+  assert.equal(value.by, "logout");
+});
+
+test("logout-all: both devices of the user fail, another user's token still works", async () => {
+  const sub = freshUser();
+  const phone = await mint({ sub }, h.config);
+  const laptop = await mint({ sub }, h.config);
+  const other = await mint({ sub: freshUser() }, h.config);
+  await sleepUntilNextSecond(); // the devices' whole-second iat is now before the cut-off's second
+
+  const response = await h.fetch("/auth/logout-all", { method: "POST", headers: bearer(phone) });
+  const body = await json(response);
+  assert.equal(response.status, 200, JSON.stringify(body));
+  assert.equal(body.sub, sub);
+
+  assert.deepEqual(await status(h.fetch, phone), { status: 401, error: "token_revoked" });
+  assert.deepEqual(await status(h.fetch, laptop), { status: 401, error: "token_revoked" });
+  assert.equal((await status(h.fetch, other)).status, 200);
+  assert.equal(Number(await h.kv.get(`v1:sub:${sub}`)), body.revoked_before);
+});
+
+test("the cut-off's own second: fractional iat is ordered exactly, whole-second iat is refused", async () => {
+  const sub = freshUser();
+  const session = await mint({ sub }, h.config);
+  await sleepUntilNextSecond();
+  const body = await json(await h.fetch("/auth/logout-all", { method: "POST", headers: bearer(session) }));
+  const cutOff = body.revoked_before;
+  const second = Math.floor(cutOff);
+
+  const fractionalBefore = await mint({ sub, claims: { iat: cutOff - 0.001 } }, h.config);
+  const fractionalAt = await mint({ sub, claims: { iat: cutOff } }, h.config);
+  const fractionalAfter = await mint({ sub, claims: { iat: cutOff + 0.001 } }, h.config);
+  const wholeSameSecond = await mint({ sub, claims: { iat: second } }, h.config);
+  const wholeNextSecond = await mint({ sub, claims: { iat: second + 1 } }, h.config);
+  const noIat = await mint({ sub, claims: { iat: undefined } }, h.config);
+
+  assert.deepEqual(await status(h.fetch, fractionalBefore), { status: 401, error: "token_revoked" });
+  assert.equal((await status(h.fetch, fractionalAt)).status, 200);
+  assert.equal((await status(h.fetch, fractionalAfter)).status, 200);
+  if (cutOff !== second) {
+    assert.deepEqual(await status(h.fetch, wholeSameSecond), { status: 401, error: "token_revoked" });
+  }
+  assert.equal((await status(h.fetch, wholeNextSecond)).status, 200);
+  assert.deepEqual(await status(h.fetch, noIat), { status: 401, error: "token_revoked" });
+});
+
+test("password change: on origin 2xx every older token of the user fails, a new one works", async () => {
+  const sub = freshUser();
+  const phone = await mint({ sub }, h.config);
+  const laptop = await mint({ sub }, h.config);
+  const other = await mint({ sub: freshUser() }, h.config);
+  await sleepUntilNextSecond();
+
+  h.takeReceived();
+  const change = await h.fetch(h.config.PASSWORD_CHANGE_PATH, {
+    method: "POST",
+    headers: { ...bearer(laptop), "content-type": "application/json" },
+    body: JSON.stringify({ old: "hunter2", new: "correct horse" }),
+  });
+  assert.equal(change.status, 200);
+  await change.arrayBuffer();
+  const [seen] = h.takeReceived();
+  assert.equal(seen.body, JSON.stringify({ old: "hunter2", new: "correct horse" }), "forwarded to the origin");
+  assert.equal(seen.headers["x-auth-subject"], sub);
+
+  const cutOff = Number(await h.kv.get(`v1:sub:${sub}`));
+  assert.ok(cutOff > 0);
+  assert.deepEqual(await status(h.fetch, phone), { status: 401, error: "token_revoked" });
+  assert.deepEqual(await status(h.fetch, laptop), { status: 401, error: "token_revoked" });
+  assert.equal((await status(h.fetch, other)).status, 200);
+
+  // The issuer mints after the change: with fractional iat at once, with whole-second iat from the next second.
+  const fresh = await mint({ sub, claims: { iat: Date.now() / 1000 } }, h.config);
+  assert.equal((await status(h.fetch, fresh)).status, 200);
+  await sleepUntilNextSecond();
+  const freshWhole = await mint({ sub, claims: { iat: Math.floor(Date.now() / 1000) } }, h.config);
+  assert.equal((await status(h.fetch, freshWhole)).status, 200);
+});
+
+test("password change refused by the origin revokes nothing; GET never revokes", async () => {
+  const sub = freshUser();
+  const token = await mint({ sub }, h.config);
+  const refused = await h.fetch(h.config.PASSWORD_CHANGE_PATH, {
+    method: "POST",
+    headers: { ...bearer(token), "x-origin-status": "400" },
+  });
+  assert.equal(refused.status, 400);
+  await refused.arrayBuffer();
+  const form = await h.fetch(h.config.PASSWORD_CHANGE_PATH, { headers: bearer(token) });
+  assert.equal(form.status, 200);
+  await form.arrayBuffer();
+  assert.equal(await h.kv.get(`v1:sub:${sub}`), null);
+  assert.equal((await status(h.fetch, token)).status, 200);
+});
+
+test("password change whose cut-off cannot be written: the client is told, not given success", async () => {
+  const token = await mint({ sub: freshUser() }, h.config);
+  await h.probe("fail-writes");
+  const response = await h.probed(h.config.PASSWORD_CHANGE_PATH, { method: "POST", headers: bearer(token) });
+  const body = await json(response);
+  assert.equal(response.status, 503);
+  assert.equal(body.error, "sessions_not_revoked");
+  assert.match(body.error_description, /logout-all/);
+  const stats = await h.probe("stats");
+  assert.equal(stats.puts, 3, "bounded retry: three attempts");
+});
+
+test("a failed write on logout is reported as a failure", async () => {
+  const token = await mint({}, h.config);
+  await h.probe("fail-writes");
+  const response = await h.probed("/auth/logout", { method: "POST", headers: bearer(token) });
+  assert.equal(response.status, 503);
+  assert.equal((await json(response)).error, "revocation_unavailable");
+  await h.probe("reset");
+  assert.equal((await status(h.probed, token)).status, 200, "the token was not revoked, and the client knows it");
+});
+
+test("unreadable KV: 503 revocation_unavailable and the origin receives nothing", async () => {
+  const token = await mint({}, h.config);
+  await h.probe("fail-reads");
+  h.takeReceived();
+  for (const [path, init] of [
+    ["/api/resource", {}],
+    [h.config.PASSWORD_CHANGE_PATH, { method: "POST" }],
+    ["/auth/logout-all", { method: "POST" }],
+  ]) {
+    const response = await h.probed(path, { ...init, headers: bearer(token) });
+    assert.equal(response.status, 503, path);
+    assert.equal((await json(response)).error, "revocation_unavailable");
+  }
+  assert.equal(h.takeReceived().length, 0);
+});
+
+test("with 10,000 revoked IDs in the namespace a request still costs one KV round trip", async () => {
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const ids = Array.from({ length: 10_000 }, (_, i) => `bulk-${i}`);
+  for (let i = 0; i < ids.length; i += 500) {
+    await Promise.all(
+      ids.slice(i, i + 500).map((id) => h.kv.put(`v1:jti:${id}`, '{"at":0,"by":"admin"}', { expiration: exp })),
+    );
+  }
+  const revoked = await mint({ claims: { jti: "bulk-9999" } }, h.config);
+  const live = await mint({ claims: { jti: "not-in-the-list" } }, h.config);
+
+  await h.probe("reset");
+  assert.deepEqual(await status(h.probed, revoked), { status: 401, error: "token_revoked" });
+  assert.equal((await status(h.probed, live)).status, 200);
+  const stats = await h.probe("stats");
+  assert.equal(stats.gets, 2, "one get() per request");
+  assert.equal(stats.keysRead, 4, "each get() covers the token ID and the user cut-off");
+  assert.equal(stats.puts, 0);
+});
