@@ -11,6 +11,19 @@ pub fn is_identity_header(name: &str) -> bool {
         && name[..IDENTITY_HEADER_PREFIX.len()].eq_ignore_ascii_case(IDENTITY_HEADER_PREFIX)
 }
 
+/// Path and query of an absolute URL as the runtime hands it over (already
+/// parsed and normalized by it, so no URL parser is needed here; the `url`
+/// crate's IDNA tables would cost tens of KB of wasm).
+pub fn split_url(url: &str) -> Option<(&str, Option<&str>)> {
+    let after_scheme = &url[url.find("://")? + 3..];
+    let rest = &after_scheme[after_scheme.find('/')?..];
+    let rest = rest.split('#').next().unwrap_or(rest);
+    Some(match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    })
+}
+
 /// `ORIGIN_URL` plus the request's path and query. A path prefix in
 /// `ORIGIN_URL` is kept (`https://o.example/api` + `/x` = `/api/x`).
 pub fn origin_target(origin_url: &str, path: &str, query: Option<&str>) -> String {
@@ -69,6 +82,15 @@ mod tests {
             origin_target("https://o.example", "/x", Some("")),
             "https://o.example/x"
         );
+    }
+
+    #[test]
+    fn split_url_takes_path_and_query() {
+        assert_eq!(split_url("https://h.example/a/b?x=1&y"), Some(("/a/b", Some("x=1&y"))));
+        assert_eq!(split_url("http://h:8787/"), Some(("/", None)));
+        assert_eq!(split_url("https://h/p?q#frag"), Some(("/p", Some("q"))));
+        assert_eq!(split_url("https://h"), None);
+        assert_eq!(split_url("nonsense"), None);
     }
 
     #[test]

@@ -5,11 +5,10 @@ use wasm_bindgen::{prelude::wasm_bindgen, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::console_error;
 use worker::web_sys::{Headers, Request, RequestInit, RequestRedirect, Response, ResponseInit};
-use worker::Url;
 
 use crate::config::Config;
 use crate::error::{GateError, Reply};
-use crate::headers::{identity_headers, is_identity_header, origin_target};
+use crate::headers::{identity_headers, is_identity_header, origin_target, split_url};
 use crate::verify::Identity;
 
 #[wasm_bindgen]
@@ -31,16 +30,18 @@ pub struct RequestHead {
 
 impl RequestHead {
     pub fn read(req: &Request) -> Result<RequestHead, GateError> {
-        let url = Url::parse(&req.url()).map_err(|_| GateError::InvalidRequest)?;
+        let url = req.url();
+        let (path, query) = split_url(&url).ok_or(GateError::InvalidRequest)?;
+        let (path, query) = (path.to_owned(), query.map(str::to_owned));
         let headers = req.headers();
         let get = |name: &str| headers.get(name).ok().flatten();
         let method = req.method();
         Ok(RequestHead {
             cors_preflight: method == "OPTIONS" && get("access-control-request-method").is_some(),
             method,
-            path: url.path().to_owned(),
-            query: url.query().map(str::to_owned),
-            url: url.into(),
+            path,
+            query,
+            url,
             authorization: get("authorization"),
             cookie: get("cookie"),
         })
