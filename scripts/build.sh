@@ -8,17 +8,19 @@ WORKER_BUILD_VERSION=0.8.7
 # wasm-bindgen-cli must match the wasm-bindgen library in Cargo.lock exactly.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 
-# Install a cargo tool unless the right version is already on PATH.
+# Tools live in cargo's install root (~/.cargo unless CARGO_INSTALL_ROOT says
+# otherwise) and are installed only when the exact version is not there.
+TOOLS_ROOT="${CARGO_INSTALL_ROOT:-$HOME/.cargo}"
 ensure_cargo_tool() {
   local crate=$1 version=$2 binary=$3
-  if command -v "$binary" >/dev/null && "$binary" --version 2>/dev/null | grep -qF "$version"; then
+  if [ "$("$TOOLS_ROOT/bin/$binary" --version 2>/dev/null | awk '{ print $NF }')" = "$version" ]; then
     return
   fi
   echo "build: installing $crate $version (once per machine, several minutes)" >&2
   # --locked pins the tool's own dependencies; if the registry no longer has
   # one of them (a yanked crate), fall back to the newest compatible ones.
-  cargo install "$crate" --version "=$version" --locked --quiet \
-    || cargo install "$crate" --version "=$version" --quiet
+  cargo install "$crate" --version "=$version" --root "$TOOLS_ROOT" --locked --quiet \
+    || cargo install "$crate" --version "=$version" --root "$TOOLS_ROOT" --quiet
 }
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -27,7 +29,7 @@ ensure_cargo_tool worker-build "$WORKER_BUILD_VERSION" worker-build
 ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 [ -x node_modules/.bin/esbuild ] && [ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund
 
-export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+export WASM_BINDGEN_BIN="$TOOLS_ROOT/bin/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
-exec worker-build --release
+exec "$TOOLS_ROOT/bin/worker-build" --release
