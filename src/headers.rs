@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn split_url_takes_path_and_query() {
-        assert_eq!(split_url("https://h.example/a/b?x=1&y"), Some(("/a/b", Some("x=1&y"))));
+        assert_eq!(
+            split_url("https://h.example/a/b?x=1&y"),
+            Some(("/a/b", Some("x=1&y")))
+        );
         assert_eq!(split_url("http://h:8787/"), Some(("/", None)));
         assert_eq!(split_url("https://h/p?q#frag"), Some(("/p", Some("q"))));
         assert_eq!(split_url("https://h"), None);
