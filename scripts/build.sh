@@ -32,4 +32,13 @@ ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 export WASM_BINDGEN_BIN="$TOOLS_ROOT/bin/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
-exec "$TOOLS_ROOT/bin/worker-build" --release
+"$TOOLS_ROOT/bin/worker-build" --release
+
+# worker-build keeps the wasm "names" section (wasm-opt --debuginfo), ~70 KB
+# that only make stack traces readable; drop it. `strip = true` in Cargo.toml
+# would instead drop the target_features section wasm-bindgen reads.
+wasm="build/index_bg.wasm"
+node_modules/.bin/wasm-opt "$wasm" -o "$wasm" --strip-debug --strip-producers \
+  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+  --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
+echo "build: $wasm $(wc -c < "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip"

@@ -9,10 +9,11 @@ use sha2::{Digest, Sha256};
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Reply};
+use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::revocation::{self, RevocationStore, RevokedBy, Status};
 use crate::token;
-use crate::verify::{verify_signature, verify_token};
+use crate::verify::{verify_signature, verify_token, Verification};
 
 /// Largest admin request body read, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -72,14 +73,14 @@ pub async fn handle(
     action: AdminAction,
     body: &[u8],
     config: &Config,
-    verifier: &impl SignatureVerifier,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     store: &impl RevocationStore,
     now: NumericDate,
 ) -> Reply {
     let result = match parse_request(body) {
         Ok(request) => match action {
-            AdminAction::Revoke => revoke(request, config, verifier, store, now).await,
-            AdminAction::Introspect => introspect(request, config, verifier, store, now).await,
+            AdminAction::Revoke => revoke(request, config, verification, store, now).await,
+            AdminAction::Introspect => introspect(request, config, verification, store, now).await,
         },
         Err(e) => Err(e),
     };
@@ -96,7 +97,7 @@ fn parse_request(body: &[u8]) -> Result<AdminRequest, GateError> {
 async fn revoke(
     request: AdminRequest,
     config: &Config,
-    verifier: &impl SignatureVerifier,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     store: &impl RevocationStore,
     now: NumericDate,
 ) -> Result<Reply, GateError> {
@@ -111,13 +112,13 @@ async fn revoke(
             // Only a token we would have accepted is revoked by its ID, so a
             // forged token cannot knock out somebody else's `jti`. Its
             // expiry does not matter: revoking a dead token is harmless.
-            match verify_signature(&raw, config, verifier).await {
-                Ok(parsed) => {
-                    let id = token::token_id(&raw, &parsed.claims);
+            match verify_signature(&raw, config, verification, now).await {
+                Ok(signed) => {
+                    let id = token::token_id(&raw, &signed.claims);
                     let until = revocation::revoke_token(
                         store,
                         &id,
-                        parsed.claims.exp,
+                        signed.claims.exp,
                         leeway,
                         RevokedBy::Admin,
                         now,
@@ -167,7 +168,7 @@ async fn revoke(
 async fn introspect(
     request: AdminRequest,
     config: &Config,
-    verifier: &impl SignatureVerifier,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     store: &impl RevocationStore,
     now: NumericDate,
 ) -> Result<Reply, GateError> {
@@ -187,7 +188,7 @@ async fn introspect(
                     "error_description": reason.description(), "revoked_by": revoked_by}),
         )
     };
-    let verified = match verify_token(&raw, config, verifier, now).await {
+    let verified = match verify_token(&raw, config, verification, now).await {
         Ok(v) => v,
         Err(reason) => return Ok(inactive(reason, None)),
     };

@@ -2,7 +2,12 @@
 //! typed value. A bad setting is reported by name (never by value: it may be
 //! a secret) and the gateway answers `misconfigured` until it is fixed.
 
-use crate::keys::{Algorithm, HmacKeys};
+use std::rc::Rc;
+
+use serde::Deserialize;
+
+use crate::keyring::Provider;
+use crate::keys::{parse_jwks, Algorithm, HmacKeys, KeyMaterial, KeyType, VerifyKey};
 use crate::routes::PathPattern;
 
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
@@ -16,14 +21,11 @@ pub struct Config {
     /// Base URL that requests are forwarded to; `None` forwards to the
     /// request's own URL (a Worker on a route in front of a zone's origin).
     pub origin_url: Option<String>,
-    pub hmac: Option<HmacKeys>,
-    /// Algorithms accepted; never empty, never `none`.
-    pub algorithms: Vec<Algorithm>,
-    /// Accepted `iss` values; empty means `iss` is not checked.
-    pub issuers: Vec<String>,
-    /// Accepted audiences; empty means `aud` is not checked.
-    pub audiences: Vec<String>,
+    /// Token issuers and their keys; never empty. One unless `JWT_ISSUERS`.
+    pub providers: Vec<Provider>,
     pub leeway_seconds: u64,
+    /// `JWT_MAX_TOKEN_AGE_SECONDS`: tokens need an `iat` no older than this.
+    pub max_token_age_seconds: Option<u64>,
     pub required_typ: Option<String>,
     pub max_token_bytes: usize,
     pub token_cookie: Option<String>,
@@ -69,6 +71,180 @@ fn list(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// One entry of `JWT_ISSUERS`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderSetting {
+    issuer: String,
+    #[serde(default)]
+    audience: Option<StringOrList>,
+    #[serde(default)]
+    algorithms: Option<StringOrList>,
+    #[serde(default)]
+    jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    jwks_url: Option<String>,
+    /// Also accept HMAC tokens signed with `JWT_SECRET`.
+    #[serde(default)]
+    secret: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    fn into_list(self) -> Vec<String> {
+        match self {
+            StringOrList::One(s) => list(Some(&s)),
+            StringOrList::Many(v) => v
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+}
+
+/// The single-issuer settings (`JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ALGORITHMS`,
+/// `JWT_JWKS`, `JWT_JWKS_URL`) make one provider; `JWT_ISSUERS` (a JSON
+/// array) makes several, each matched by the token's `iss`.
+fn providers(
+    get: &impl Fn(&str) -> Option<String>,
+    secret: Option<Rc<VerifyKey>>,
+) -> Result<Vec<Provider>, ConfigError> {
+    let Some(json) = get("JWT_ISSUERS") else {
+        let setting = ProviderSetting {
+            issuer: String::new(),
+            audience: get("JWT_AUDIENCE").map(StringOrList::One),
+            algorithms: get("JWT_ALGORITHMS").map(StringOrList::One),
+            jwks: match get("JWT_JWKS") {
+                None => None,
+                Some(text) => Some(
+                    serde_json::from_str(&text).map_err(|_| invalid("JWT_JWKS", "is not JSON"))?,
+                ),
+            },
+            jwks_url: get("JWT_JWKS_URL"),
+            secret: secret.is_some(),
+        };
+        let mut provider = provider(setting, secret, "JWT_JWKS", "JWT_ALGORITHMS")?;
+        provider.issuers = list(get("JWT_ISSUER").as_deref());
+        return Ok(vec![provider]);
+    };
+    for single in [
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_ALGORITHMS",
+        "JWT_JWKS",
+        "JWT_JWKS_URL",
+    ] {
+        if get(single).is_some() {
+            return Err(invalid(
+                "JWT_ISSUERS",
+                format!("cannot be combined with {single}; move it into an entry"),
+            ));
+        }
+    }
+    let settings: Vec<ProviderSetting> = serde_json::from_str(&json).map_err(|e| {
+        invalid(
+            "JWT_ISSUERS",
+            format!("must be a JSON array of issuer objects ({e})"),
+        )
+    })?;
+    if settings.is_empty() {
+        return Err(invalid("JWT_ISSUERS", "lists no issuer"));
+    }
+    let mut providers: Vec<Provider> = Vec::new();
+    for setting in settings {
+        let issuer = setting.issuer.trim().to_owned();
+        if issuer.is_empty() || providers.iter().any(|p| p.issuers.contains(&issuer)) {
+            return Err(invalid(
+                "JWT_ISSUERS",
+                "every entry needs its own, non-empty issuer",
+            ));
+        }
+        if setting.secret && secret.is_none() {
+            return Err(invalid(
+                "JWT_ISSUERS",
+                format!("{issuer} uses JWT_SECRET, which is not set"),
+            ));
+        }
+        let secret = if setting.secret { secret.clone() } else { None };
+        let mut provider = provider(setting, secret, "JWT_ISSUERS", "JWT_ISSUERS")?;
+        provider.issuers = vec![issuer];
+        providers.push(provider);
+    }
+    Ok(providers)
+}
+
+fn provider(
+    setting: ProviderSetting,
+    secret: Option<Rc<VerifyKey>>,
+    jwks_setting: &'static str,
+    algorithms_setting: &'static str,
+) -> Result<Provider, ConfigError> {
+    let mut keys: Vec<Rc<VerifyKey>> = secret.into_iter().collect();
+    if let Some(jwks) = setting.jwks {
+        let (inline, _skipped) =
+            parse_jwks(&jwks.to_string()).map_err(|why| invalid(jwks_setting, why))?;
+        keys.extend(inline);
+    }
+    let jwks_url = setting.jwks_url.map(|u| u.trim().to_owned());
+    if let Some(url) = &jwks_url {
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            return Err(invalid("JWT_JWKS_URL", "must be an http(s) URL"));
+        }
+    }
+    // What the keys can verify; a remote set may hold any public key type.
+    let supported = |alg: &Algorithm| {
+        keys.iter().any(|k| k.accepts(*alg))
+            || (jwks_url.is_some() && alg.key_type() != KeyType::Hmac)
+    };
+    let algorithms: Vec<Algorithm> = match setting.algorithms {
+        None => Algorithm::ALL.iter().copied().filter(supported).collect(),
+        Some(names) => {
+            let mut algorithms = Vec::new();
+            for name in names.into_list() {
+                let alg = Algorithm::from_name(&name).ok_or_else(|| {
+                    invalid(
+                        algorithms_setting,
+                        format!("unknown or forbidden algorithm {name:?}"),
+                    )
+                })?;
+                if !supported(&alg) {
+                    return Err(invalid(
+                        algorithms_setting,
+                        format!("no configured key can verify {name}"),
+                    ));
+                }
+                if !algorithms.contains(&alg) {
+                    algorithms.push(alg);
+                }
+            }
+            algorithms
+        }
+    };
+    if algorithms.is_empty() {
+        return Err(invalid(
+            "JWT_SECRET",
+            "no verification key is configured (set JWT_SECRET, JWT_JWKS or JWT_JWKS_URL)",
+        ));
+    }
+    Ok(Provider {
+        issuers: Vec::new(),
+        audiences: setting
+            .audience
+            .map(StringOrList::into_list)
+            .unwrap_or_default(),
+        algorithms,
+        keys,
+        jwks_url,
+    })
+}
+
 impl Config {
     /// Reads every setting through `lookup` (Worker vars and secrets, or a
     /// map in tests). Empty strings count as unset.
@@ -85,58 +261,21 @@ impl Config {
             }
         }
 
-        if get("JWT_JWKS").is_some() || get("JWT_JWKS_URL").is_some() {
-            return Err(invalid(
-                "JWT_JWKS",
-                "public-key verification is not supported by this build; use JWT_SECRET",
-            ));
-        }
-
-        let hmac = match lookup("JWT_SECRET") {
+        let secret = match lookup("JWT_SECRET").filter(|s| !s.is_empty()) {
             Some(secret) if secret.len() < MIN_HMAC_SECRET_BYTES => {
                 return Err(invalid(
                     "JWT_SECRET",
                     format!("must be at least {MIN_HMAC_SECRET_BYTES} bytes (RFC 7518 3.2)"),
                 ))
             }
-            Some(secret) => Some(HmacKeys::new(secret.as_bytes())),
+            Some(secret) => Some(Rc::new(VerifyKey {
+                kid: None,
+                alg: None,
+                material: KeyMaterial::Hmac(Box::new(HmacKeys::new(secret.as_bytes()))),
+            })),
             None => None,
         };
-
-        let algorithms = match get("JWT_ALGORITHMS") {
-            None => Algorithm::ALL
-                .iter()
-                .copied()
-                .filter(|alg| alg.is_hmac() && hmac.is_some())
-                .collect(),
-            Some(names) => {
-                let mut algorithms = Vec::new();
-                for name in list(Some(&names)) {
-                    let alg = Algorithm::from_name(&name).ok_or_else(|| {
-                        invalid(
-                            "JWT_ALGORITHMS",
-                            format!("unknown or forbidden algorithm {name:?}"),
-                        )
-                    })?;
-                    if alg.is_hmac() && hmac.is_none() {
-                        return Err(invalid(
-                            "JWT_ALGORITHMS",
-                            format!("{name} needs JWT_SECRET, which is not set"),
-                        ));
-                    }
-                    if !algorithms.contains(&alg) {
-                        algorithms.push(alg);
-                    }
-                }
-                algorithms
-            }
-        };
-        if algorithms.is_empty() {
-            return Err(invalid(
-                "JWT_SECRET",
-                "no verification key is configured (set JWT_SECRET)",
-            ));
-        }
+        let providers = providers(&get, secret)?;
 
         let leeway_seconds = match get("JWT_LEEWAY_SECONDS") {
             None => 0,
@@ -162,6 +301,19 @@ impl Config {
                 .filter(|n| (64..=65536).contains(n))
                 .ok_or_else(|| invalid("JWT_MAX_TOKEN_BYTES", "must be a number, 64 to 65536"))?,
         };
+
+        let max_token_age_seconds =
+            match get("JWT_MAX_TOKEN_AGE_SECONDS") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(
+                    || {
+                        invalid(
+                            "JWT_MAX_TOKEN_AGE_SECONDS",
+                            "must be a positive whole number of seconds",
+                        )
+                    },
+                )?),
+            };
 
         let token_cookie = get("TOKEN_COOKIE").map(|c| c.trim().to_owned());
         if let Some(name) = &token_cookie {
@@ -193,10 +345,8 @@ impl Config {
 
         Ok(Config {
             origin_url,
-            hmac,
-            algorithms,
-            issuers: list(get("JWT_ISSUER").as_deref()),
-            audiences: list(get("JWT_AUDIENCE").as_deref()),
+            providers,
+            max_token_age_seconds,
             leeway_seconds,
             required_typ: get("JWT_TYP").map(|t| t.trim().to_owned()),
             max_token_bytes,
@@ -229,13 +379,16 @@ pub(crate) mod tests {
     #[test]
     fn minimal_config_accepts_every_hmac_algorithm() {
         let config = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
+        let [provider] = &config.providers[..] else {
+            panic!("one provider")
+        };
         assert_eq!(
-            config.algorithms,
+            provider.algorithms,
             vec![Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512]
         );
         assert_eq!(config.max_token_bytes, 8192);
         assert_eq!(config.password_change_path, "/auth/password-change");
-        assert!(config.issuers.is_empty() && config.audiences.is_empty());
+        assert!(provider.issuers.is_empty() && provider.audiences.is_empty());
     }
 
     #[test]
@@ -247,9 +400,64 @@ pub(crate) mod tests {
             ("JWT_ALGORITHMS", "HS512, HS256"),
         ])
         .unwrap();
-        assert_eq!(config.issuers, ["https://a.example", "https://b.example"]);
-        assert_eq!(config.audiences, ["api"]);
-        assert_eq!(config.algorithms, [Algorithm::Hs512, Algorithm::Hs256]);
+        let provider = &config.providers[0];
+        assert_eq!(provider.issuers, ["https://a.example", "https://b.example"]);
+        assert_eq!(provider.audiences, ["api"]);
+        assert_eq!(provider.algorithms, [Algorithm::Hs512, Algorithm::Hs256]);
+    }
+
+    const EC_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"e1",
+        "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+
+    #[test]
+    fn default_algorithms_follow_the_keys() {
+        let config = config_with(&[("JWT_JWKS", EC_JWKS)]).unwrap();
+        assert_eq!(config.providers[0].algorithms, [Algorithm::Es256]);
+        let remote = config_with(&[("JWT_JWKS_URL", "https://idp.example/jwks")]).unwrap();
+        assert!(remote.providers[0].algorithms.contains(&Algorithm::Rs256));
+        assert!(
+            !remote.providers[0].algorithms.contains(&Algorithm::Hs256),
+            "remote sets never do HMAC by default"
+        );
+        let hs_without_secret =
+            config_with(&[("JWT_JWKS", EC_JWKS), ("JWT_ALGORITHMS", "ES256,HS256")]);
+        assert_eq!(hs_without_secret.unwrap_err().setting, "JWT_ALGORITHMS");
+    }
+
+    #[test]
+    fn several_issuers_each_with_their_own_keys_and_audiences() {
+        let issuers = format!(
+            r#"[{{"issuer":"https://a.example/","audience":["api","web"],"jwks":{EC_JWKS}}},
+                {{"issuer":"https://b.example/","audience":"api","jwks_url":"https://b.example/jwks","algorithms":["RS256"]}},
+                {{"issuer":"https://c.example/","secret":true}}]"#
+        );
+        let config =
+            config_with(&[("JWT_ISSUERS", &issuers), ("JWT_SECRET", TEST_SECRET)]).unwrap();
+        let p = &config.providers;
+        assert_eq!(p.len(), 3);
+        assert_eq!(
+            (p[0].issuers.as_slice(), p[0].audiences.len()),
+            (&["https://a.example/".to_owned()][..], 2)
+        );
+        assert_eq!(p[1].algorithms, [Algorithm::Rs256]);
+        assert_eq!(
+            p[2].algorithms,
+            [Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512]
+        );
+
+        let mixed = config_with(&[
+            ("JWT_ISSUERS", &issuers),
+            ("JWT_SECRET", TEST_SECRET),
+            ("JWT_ISSUER", "x"),
+        ]);
+        assert_eq!(mixed.unwrap_err().setting, "JWT_ISSUERS");
+        let no_secret = config_with(&[("JWT_ISSUERS", &issuers)]);
+        assert_eq!(no_secret.unwrap_err().setting, "JWT_ISSUERS");
+        let duplicate = config_with(&[(
+            "JWT_ISSUERS",
+            r#"[{"issuer":"x","jwks_url":"https://x"},{"issuer":"x","jwks_url":"https://y"}]"#,
+        )]);
+        assert_eq!(duplicate.unwrap_err().setting, "JWT_ISSUERS");
     }
 
     #[test]
@@ -288,6 +496,23 @@ pub(crate) mod tests {
             (
                 &[("JWT_SECRET", TEST_SECRET), ("PASSWORD_CHANGE_PATH", "pw")],
                 "PASSWORD_CHANGE_PATH",
+            ),
+            (&[("JWT_JWKS", "{not json")], "JWT_JWKS"),
+            (
+                &[(
+                    "JWT_JWKS",
+                    r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#,
+                )],
+                "JWT_JWKS",
+            ),
+            (&[("JWT_JWKS_URL", "ftp://idp")], "JWT_JWKS_URL"),
+            (&[("JWT_ISSUERS", "{}")], "JWT_ISSUERS"),
+            (
+                &[
+                    ("JWT_SECRET", TEST_SECRET),
+                    ("JWT_MAX_TOKEN_AGE_SECONDS", "0"),
+                ],
+                "JWT_MAX_TOKEN_AGE_SECONDS",
             ),
             (
                 &[("JWT_SECRET", TEST_SECRET), ("ADMIN_TOKEN", "tiny")],

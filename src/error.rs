@@ -39,6 +39,8 @@ pub enum GateError {
     /// The password was changed at the origin but the user cut-off could not
     /// be recorded: old tokens still work, so the client must not see success.
     SessionsNotRevoked,
+    /// The issuer's signing keys could not be fetched and none are cached.
+    KeysUnavailable,
     /// The origin could not be reached.
     OriginUnreachable,
     /// The gateway's configuration is missing or invalid (details are logged).
@@ -72,6 +74,7 @@ impl GateError {
             TokenRevoked => "token_revoked",
             RevocationUnavailable => "revocation_unavailable",
             SessionsNotRevoked => "sessions_not_revoked",
+            KeysUnavailable => "keys_unavailable",
             OriginUnreachable => "origin_unreachable",
             Misconfigured => "misconfigured",
             AdminDisabled => "not_found",
@@ -93,7 +96,7 @@ impl GateError {
             MethodNotAllowed => 405,
             Misconfigured => 500,
             OriginUnreachable => 502,
-            RevocationUnavailable | SessionsNotRevoked => 503,
+            RevocationUnavailable | SessionsNotRevoked | KeysUnavailable => 503,
         }
     }
 
@@ -118,6 +121,7 @@ impl GateError {
                 "the password was changed, but existing sessions could not be signed out; \
                  call POST /auth/logout-all to finish"
             }
+            KeysUnavailable => "the issuer's signing keys cannot be fetched right now; try again",
             OriginUnreachable => "the origin could not be reached",
             Misconfigured => "the gateway is misconfigured",
             AdminDisabled => "not found",

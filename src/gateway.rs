@@ -12,11 +12,12 @@ use crate::admin::{self, AdminAction};
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Reply};
+use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::revocation::{self, RevocationStore, RevokedBy, Status};
 use crate::routes::{self, Route};
 use crate::token;
-use crate::verify::verify_token;
+use crate::verify::{verify_token, Verification};
 pub use crate::verify::{Identity, Verified};
 
 /// The parts of a request the core decides on.
@@ -44,13 +45,13 @@ pub enum Decision {
     Reply(Reply),
 }
 
-pub struct Gateway<'a, V, S> {
+pub struct Gateway<'a, F, V, S> {
     pub config: &'a Config,
-    pub verifier: &'a V,
+    pub verification: &'a Verification<'a, F, V>,
     pub store: &'a S,
 }
 
-impl<V: SignatureVerifier, S: RevocationStore> Gateway<'_, V, S> {
+impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V, S> {
     pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
         let config = self.config;
         let route = routes::route(
@@ -114,7 +115,7 @@ impl<V: SignatureVerifier, S: RevocationStore> Gateway<'_, V, S> {
             self.config.token_cookie.as_deref(),
         )?
         .ok_or(GateError::TokenMissing)?;
-        verify_token(raw, self.config, self.verifier, now).await
+        verify_token(raw, self.config, self.verification, now).await
     }
 
     /// Revokes the presented token. Idempotent: a token that is already

@@ -1,21 +1,60 @@
-//! Algorithms and keys. The token's `alg` header is only ever used to pick
-//! among the algorithms the operator allowed; it never selects a key type on
-//! its own (RFC 8725 section 3.1).
+//! Algorithms and keys, and the rule that binds one to the other.
+//!
+//! The token's `alg` header only picks among the algorithms the operator
+//! allowed, and a key is used only with the algorithms its type, curve,
+//! `alg` and `use` allow (RFC 8725 sections 2.1, 3.1). So an HS256 token
+//! "signed" with an RSA public key finds no key: RSA keys never do HMAC.
 
+use std::rc::Rc;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
 use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
 use jwt_compact::{Algorithm as JwsAlgorithm, AlgorithmSignature};
+use serde::Deserialize;
 
 use crate::error::GateError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     Hs256,
     Hs384,
     Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    EdDsa,
+}
+
+/// What kind of key an algorithm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Hmac,
+    Rsa,
+    /// NIST curve, by its JOSE name (`P-256`, `P-384`).
+    Ec(&'static str),
+    Ed25519,
 }
 
 impl Algorithm {
-    pub const ALL: &'static [Algorithm] = &[Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512];
+    pub const ALL: &'static [Algorithm] = &[
+        Algorithm::Hs256,
+        Algorithm::Hs384,
+        Algorithm::Hs512,
+        Algorithm::Rs256,
+        Algorithm::Rs384,
+        Algorithm::Rs512,
+        Algorithm::Ps256,
+        Algorithm::Ps384,
+        Algorithm::Ps512,
+        Algorithm::Es256,
+        Algorithm::Es384,
+        Algorithm::EdDsa,
+    ];
 
     /// Exact, case-sensitive match on the JOSE name (RFC 7518 names are
     /// case-sensitive); `none` and unknown names give `None`.
@@ -27,46 +66,273 @@ impl Algorithm {
     }
 
     pub fn name(self) -> &'static str {
+        use Algorithm::*;
         match self {
-            Algorithm::Hs256 => "HS256",
-            Algorithm::Hs384 => "HS384",
-            Algorithm::Hs512 => "HS512",
+            Hs256 => "HS256",
+            Hs384 => "HS384",
+            Hs512 => "HS512",
+            Rs256 => "RS256",
+            Rs384 => "RS384",
+            Rs512 => "RS512",
+            Ps256 => "PS256",
+            Ps384 => "PS384",
+            Ps512 => "PS512",
+            Es256 => "ES256",
+            Es384 => "ES384",
+            EdDsa => "EdDSA",
         }
     }
 
-    pub fn is_hmac(self) -> bool {
-        matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
+    pub fn key_type(self) -> KeyType {
+        use Algorithm::*;
+        match self {
+            Hs256 | Hs384 | Hs512 => KeyType::Hmac,
+            Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512 => KeyType::Rsa,
+            Es256 => KeyType::Ec("P-256"),
+            Es384 => KeyType::Ec("P-384"),
+            EdDsa => KeyType::Ed25519,
+        }
+    }
+
+    /// SHA-2 output size in bits, where the algorithm names one.
+    pub fn hash_bits(self) -> u16 {
+        use Algorithm::*;
+        match self {
+            Hs256 | Rs256 | Ps256 | Es256 => 256,
+            Hs384 | Rs384 | Ps384 | Es384 => 384,
+            Hs512 | Rs512 | Ps512 | EdDsa => 512,
+        }
     }
 }
 
-/// Checks a JWS signature. Asynchronous so that an implementation can call
-/// WebCrypto (`crypto.subtle.verify` returns a Promise) without the core
-/// knowing anything about JavaScript.
+/// RFC 7518 3.3 and RFC 8725: RSA keys below 2048 bits are refused.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A key that can check signatures for some algorithms.
+#[derive(Debug)]
+pub struct VerifyKey {
+    pub kid: Option<String>,
+    /// The JWK's own `alg`, when it names one: then only that one.
+    pub alg: Option<Algorithm>,
+    pub material: KeyMaterial,
+}
+
+pub enum KeyMaterial {
+    Hmac(Box<HmacKeys>),
+    /// A public key as a minimal JWK (only the public members), ready for
+    /// WebCrypto's `importKey("jwk", ...)`. `id` is stable for the same key
+    /// material, so imported keys can be cached across JWKS refreshes.
+    Public {
+        key_type: KeyType,
+        jwk: serde_json::Value,
+        id: String,
+    },
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyMaterial::Hmac(_) => f.write_str("Hmac(<redacted>)"),
+            KeyMaterial::Public { key_type, id, .. } => write!(f, "Public({key_type:?}, {id})"),
+        }
+    }
+}
+
+impl VerifyKey {
+    pub fn key_type(&self) -> KeyType {
+        match &self.material {
+            KeyMaterial::Hmac(_) => KeyType::Hmac,
+            KeyMaterial::Public { key_type, .. } => *key_type,
+        }
+    }
+
+    /// The binding rule: may this key check a token signed with `alg`?
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        self.key_type() == alg.key_type() && self.alg.is_none_or(|own| own == alg)
+    }
+}
+
+/// Keys that can verify a token with this `alg` and `kid`. A token with a
+/// `kid` only matches keys with that `kid`; HMAC keys from `JWT_SECRET` have
+/// none and match any. Without a `kid`, every key that fits the algorithm is
+/// a candidate.
+pub fn candidates<'k>(
+    keys: &'k [Rc<VerifyKey>],
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> impl Iterator<Item = &'k Rc<VerifyKey>> + 'k {
+    let kid = kid.map(str::to_owned);
+    keys.iter().filter(move |key| {
+        key.accepts(alg)
+            && match (&kid, &key.kid) {
+                (Some(wanted), Some(own)) => wanted == own,
+                (Some(_), None) => matches!(key.material, KeyMaterial::Hmac(_)),
+                (None, _) => true,
+            }
+    })
+}
+
+#[derive(Deserialize)]
+struct JwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct JwkFields {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    k: Option<String>,
+    d: Option<String>,
+}
+
+/// Parses a JWKS. Keys we cannot or must not use (encryption keys, unknown
+/// types or curves, short RSA, private keys, malformed members) are skipped
+/// and named in the second list, so one odd key does not take the rest
+/// down; a set that is not JSON, or has no usable key, is an error.
+pub fn parse_jwks(json: &str) -> Result<(Vec<Rc<VerifyKey>>, Vec<String>), String> {
+    let set: JwkSet =
+        serde_json::from_str(json).map_err(|_| "not a JWK Set (RFC 7517 5)".to_owned())?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, value) in set.keys.into_iter().enumerate() {
+        match parse_jwk(value) {
+            Ok(key) => keys.push(Rc::new(key)),
+            Err(why) => skipped.push(format!("key {index}: {why}")),
+        }
+    }
+    if keys.is_empty() {
+        return Err(format!("no usable signature key ({})", skipped.join("; ")));
+    }
+    Ok((keys, skipped))
+}
+
+fn parse_jwk(value: serde_json::Value) -> Result<VerifyKey, String> {
+    let f: JwkFields = serde_json::from_value(value).map_err(|_| "malformed JWK".to_owned())?;
+    if f.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signature key (use)".into());
+    }
+    if f.key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+    {
+        return Err("key_ops does not allow verify".into());
+    }
+    let alg = match &f.alg {
+        None => None,
+        Some(name) => {
+            Some(Algorithm::from_name(name).ok_or_else(|| format!("unsupported alg {name:?}"))?)
+        }
+    };
+    let b64 = |member: &Option<String>, name: &str| -> Result<Vec<u8>, String> {
+        let text = member.as_deref().ok_or_else(|| format!("missing {name}"))?;
+        Base64UrlUnpadded::decode_vec(text).map_err(|_| format!("{name} is not base64url"))
+    };
+    let public = |key_type: KeyType, jwk: serde_json::Value| {
+        let id = jwk.to_string();
+        KeyMaterial::Public { key_type, jwk, id }
+    };
+    let material = match f.kty.as_str() {
+        "oct" => KeyMaterial::Hmac(Box::new(HmacKeys::new(&b64(&f.k, "k")?))),
+        _ if f.d.is_some() => return Err("private key material in a verification key set".into()),
+        "RSA" => {
+            let n = b64(&f.n, "n")?;
+            b64(&f.e, "e")?;
+            let bits = (n.len() - n.iter().take_while(|b| **b == 0).count()) * 8;
+            if bits < MIN_RSA_BITS {
+                return Err(format!("RSA key of {bits} bits, {MIN_RSA_BITS} required"));
+            }
+            public(
+                KeyType::Rsa,
+                serde_json::json!({"kty": "RSA", "n": f.n, "e": f.e}),
+            )
+        }
+        "EC" => {
+            let key_type = match f.crv.as_deref() {
+                Some("P-256") => KeyType::Ec("P-256"),
+                Some("P-384") => KeyType::Ec("P-384"),
+                other => return Err(format!("unsupported EC curve {other:?}")),
+            };
+            b64(&f.x, "x")?;
+            b64(&f.y, "y")?;
+            public(
+                key_type,
+                serde_json::json!({"kty": "EC", "crv": f.crv, "x": f.x, "y": f.y}),
+            )
+        }
+        "OKP" => {
+            if f.crv.as_deref() != Some("Ed25519") {
+                return Err(format!("unsupported OKP curve {:?}", f.crv));
+            }
+            if b64(&f.x, "x")?.len() != 32 {
+                return Err("Ed25519 x must be 32 bytes".into());
+            }
+            public(
+                KeyType::Ed25519,
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": f.x}),
+            )
+        }
+        other => return Err(format!("unsupported kty {other:?}")),
+    };
+    let key = VerifyKey {
+        kid: f.kid,
+        alg,
+        material,
+    };
+    if let Some(alg) = key.alg {
+        if !key.accepts(alg) {
+            return Err(format!("alg {} does not fit the key type", alg.name()));
+        }
+    }
+    Ok(key)
+}
+
+/// Checks an asymmetric signature. Asynchronous so that an implementation
+/// can call WebCrypto (`crypto.subtle.verify` returns a Promise) without the
+/// core knowing anything about JavaScript. HMAC never comes here.
 #[allow(async_fn_in_trait)] // Worker futures are !Send; no Send bound wanted.
 pub trait SignatureVerifier {
-    /// `Ok(())` when `signature` is valid for `signing_input` under the key
-    /// the token names; `UnknownKey` or `SignatureInvalid` otherwise.
+    /// `Ok(true)` when `signature` is valid for `signing_input` under `key`.
+    /// `Err` only when the check itself could not run.
     async fn verify(
         &self,
         alg: Algorithm,
-        key_id: Option<&str>,
+        key: &VerifyKey,
         signing_input: &[u8],
         signature: &[u8],
-    ) -> Result<(), GateError>;
+    ) -> Result<bool, GateError>;
 }
 
-/// The `JWT_SECRET` prepared once for each HMAC algorithm.
+/// A verifier for builds and tests without public-key support: every
+/// public-key signature is refused.
+pub struct NoPublicKeys;
+
+impl SignatureVerifier for NoPublicKeys {
+    async fn verify(
+        &self,
+        _: Algorithm,
+        _: &VerifyKey,
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<bool, GateError> {
+        Ok(false)
+    }
+}
+
+/// An HMAC secret prepared once for each HMAC algorithm.
 #[derive(Clone)]
 pub struct HmacKeys {
     hs256: Hs256Key,
     hs384: Hs384Key,
     hs512: Hs512Key,
-}
-
-impl std::fmt::Debug for HmacKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HmacKeys(<redacted>)")
-    }
 }
 
 impl HmacKeys {
@@ -78,12 +344,14 @@ impl HmacKeys {
         }
     }
 
-    /// Constant-time HMAC check (jwt-compact compares `CtOutput`s).
+    /// Constant-time HMAC check (jwt-compact compares `CtOutput`s). HMAC
+    /// stays in Rust: synchronous, and measured cheap (README, "Performance").
     pub fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
         match alg {
             Algorithm::Hs256 => check(Hs256, &self.hs256, signing_input, signature),
             Algorithm::Hs384 => check(Hs384, &self.hs384, signing_input, signature),
             Algorithm::Hs512 => check(Hs512, &self.hs512, signing_input, signature),
+            _ => false,
         }
     }
 }
@@ -100,21 +368,117 @@ fn check<A: JwsAlgorithm>(alg: A, key: &A::VerifyingKey, message: &[u8], signatu
     }
 }
 
-/// Verifies HMAC tokens in pure Rust. Measured faster than a WebCrypto round
-/// trip for HS* (see README, "Performance"), and synchronous underneath.
-impl SignatureVerifier for Option<HmacKeys> {
-    async fn verify(
-        &self,
-        alg: Algorithm,
-        _key_id: Option<&str>,
-        signing_input: &[u8],
-        signature: &[u8],
-    ) -> Result<(), GateError> {
-        let keys = self.as_ref().ok_or(GateError::UnknownKey)?;
-        if keys.verify(alg, signing_input, signature) {
-            Ok(())
-        } else {
-            Err(GateError::SignatureInvalid)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_N_2048: &str = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+
+    fn key(json: serde_json::Value) -> Result<VerifyKey, String> {
+        parse_jwk(json)
+    }
+
+    #[test]
+    fn algorithm_names_round_trip_exactly() {
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(alg.name()), Some(*alg));
         }
+        for bad in ["none", "None", "hs256", "ES512", "RS1", ""] {
+            assert_eq!(Algorithm::from_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_bind_to_their_algorithms() {
+        let rsa = key(serde_json::json!({"kty": "RSA", "n": RSA_N_2048, "e": "AQAB"})).unwrap();
+        assert!(rsa.accepts(Algorithm::Rs256) && rsa.accepts(Algorithm::Ps512));
+        assert!(!rsa.accepts(Algorithm::Hs256), "an RSA key never does HMAC");
+        assert!(!rsa.accepts(Algorithm::Es256));
+
+        let pinned =
+            key(serde_json::json!({"kty": "RSA", "n": RSA_N_2048, "e": "AQAB", "alg": "PS256"}))
+                .unwrap();
+        assert!(pinned.accepts(Algorithm::Ps256) && !pinned.accepts(Algorithm::Rs256));
+
+        let p256 =
+            key(serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"})).unwrap();
+        assert!(p256.accepts(Algorithm::Es256) && !p256.accepts(Algorithm::Es384));
+
+        let oct = key(serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap();
+        assert!(oct.accepts(Algorithm::Hs384) && !oct.accepts(Algorithm::Rs256));
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_with_a_reason() {
+        let cases = [
+            (
+                serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+                "bits",
+            ),
+            (
+                serde_json::json!({"kty": "RSA", "n": RSA_N_2048, "e": "AQAB", "use": "enc"}),
+                "use",
+            ),
+            (
+                serde_json::json!({"kty": "RSA", "n": RSA_N_2048, "e": "AQAB", "alg": "ES256"}),
+                "does not fit",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}),
+                "curve",
+            ),
+            (
+                serde_json::json!({"kty": "OKP", "crv": "X25519", "x": "AA"}),
+                "curve",
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}),
+                "private",
+            ),
+            (serde_json::json!({"kty": "RSA", "e": "AQAB"}), "missing n"),
+            (
+                serde_json::json!({"kty": "RSA", "n": RSA_N_2048, "e": "AQAB", "key_ops": ["sign"]}),
+                "key_ops",
+            ),
+        ];
+        for (jwk, why) in cases {
+            let err = key(jwk.clone()).unwrap_err();
+            assert!(err.contains(why), "{jwk}: {err}");
+        }
+        let set = format!(
+            r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N_2048}","e":"AQAB","kid":"good"}},{{"kty":"RSA","n":"AQAB","e":"AQAB"}}]}}"#
+        );
+        let (keys, skipped) = parse_jwks(&set).unwrap();
+        assert_eq!((keys.len(), skipped.len()), (1, 1));
+        assert!(parse_jwks(r#"{"keys":[]}"#).is_err());
+        assert!(parse_jwks("[]").is_err());
+    }
+
+    #[test]
+    fn kid_selects_keys_and_secrets_match_any_kid() {
+        let rsa = |kid: &str| {
+            Rc::new(
+                key(serde_json::json!({"kty": "RSA", "n": RSA_N_2048, "e": "AQAB", "kid": kid}))
+                    .unwrap(),
+            )
+        };
+        let secret = Rc::new(VerifyKey {
+            kid: None,
+            alg: None,
+            material: KeyMaterial::Hmac(Box::new(HmacKeys::new(b"s"))),
+        });
+        let keys = vec![rsa("a"), rsa("b"), secret];
+        let kids = |alg, kid| {
+            candidates(&keys, alg, kid)
+                .map(|k| k.kid.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kids(Algorithm::Rs256, Some("b")), [Some("b".to_owned())]);
+        assert_eq!(
+            kids(Algorithm::Rs256, Some("c")),
+            Vec::<Option<String>>::new()
+        );
+        assert_eq!(kids(Algorithm::Rs256, None).len(), 2);
+        assert_eq!(kids(Algorithm::Hs256, Some("anything")), [None]);
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod headers;
+pub mod keyring;
 pub mod keys;
 pub mod revocation;
 pub mod routes;

@@ -105,11 +105,29 @@ pub struct Parsed<'a> {
     pub signing_input: &'a str,
     /// The payload segment exactly as sent (base64url of the claims JSON).
     pub payload_b64: &'a str,
-    pub claims: Claims,
 }
 
-/// Size first, then structure. Anything that is not a compact JWS with a
-/// JSON object payload and well-typed registered claims is malformed.
+impl Parsed<'_> {
+    /// The registered claims. Anything but a JSON object with well-typed
+    /// registered claims is malformed.
+    pub fn claims(&self) -> Result<Claims, GateError> {
+        let payload = Base64UrlUnpadded::decode_vec(self.payload_b64)
+            .map_err(|_| GateError::TokenMalformed)?;
+        let claims: Claims =
+            serde_json::from_slice(&payload).map_err(|_| GateError::TokenMalformed)?;
+        if [claims.exp, claims.nbf, claims.iat]
+            .iter()
+            .flatten()
+            .any(|t| !t.is_finite())
+        {
+            return Err(GateError::TokenMalformed);
+        }
+        Ok(claims)
+    }
+}
+
+/// Size first, then structure: a compact JWS with a JSON header. The claims
+/// are read later ([`Parsed::claims`]), normally after the signature.
 pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
     if raw.len() > max_bytes {
         return Err(GateError::TokenTooLarge);
@@ -120,22 +138,11 @@ pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
     let (_, payload_b64) = signing_input
         .split_once('.')
         .ok_or(GateError::TokenMalformed)?;
-    let payload =
-        Base64UrlUnpadded::decode_vec(payload_b64).map_err(|_| GateError::TokenMalformed)?;
-    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| GateError::TokenMalformed)?;
-    if [claims.exp, claims.nbf, claims.iat]
-        .iter()
-        .flatten()
-        .any(|t| !t.is_finite())
-    {
-        return Err(GateError::TokenMalformed);
-    }
     Ok(Parsed {
         raw,
         untrusted,
         signing_input,
         payload_b64,
-        claims,
     })
 }
 
@@ -216,14 +223,17 @@ mod tests {
             Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
             Base64UrlUnpadded::encode_string(br#"{"exp":"tomorrow"}"#)
         );
-        assert_eq!(parse(&token, 8192).err(), Some(GateError::TokenMalformed));
+        assert_eq!(
+            parse(&token, 8192).and_then(|p| p.claims()).err(),
+            Some(GateError::TokenMalformed)
+        );
         let not_object = format!(
             "{}.{}.c2ln",
             Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
             Base64UrlUnpadded::encode_string(b"[1,2]")
         );
         assert_eq!(
-            parse(&not_object, 8192).err(),
+            parse(&not_object, 8192).and_then(|p| p.claims()).err(),
             Some(GateError::TokenMalformed)
         );
     }

@@ -4,8 +4,13 @@
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::GateError;
-use crate::keys::{Algorithm, SignatureVerifier};
+use crate::keyring::{JwksFetcher, Keyring, Provider};
+use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier};
 use crate::token::{self, Claims, Parsed};
+
+/// Without a `kid`, at most this many keys are tried, so a token cannot make
+/// us run a signature check for every key of a large set.
+pub const MAX_KEY_ATTEMPTS: usize = 4;
 
 /// Who a verified token speaks for; what the origin is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,38 +28,75 @@ pub struct Verified {
     pub claims: Claims,
 }
 
+/// What signature checking needs besides the configuration: the
+/// per-isolate key state, a way to fetch remote key sets, and a way to
+/// check public-key signatures (WebCrypto in the Worker).
+pub struct Verification<'a, F, V> {
+    pub keyring: &'a Keyring,
+    pub fetcher: &'a F,
+    pub signatures: &'a V,
+}
+
+/// A token whose signature verified, with its claims and its issuer.
+pub struct Signed<'t, 'c> {
+    pub parsed: Parsed<'t>,
+    pub claims: Claims,
+    pub provider: &'c Provider,
+}
+
 /// Checks everything but revocation. `now` is one instant for the request.
 pub async fn verify_token(
     raw: &str,
     config: &Config,
-    verifier: &impl SignatureVerifier,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     now: NumericDate,
 ) -> Result<Verified, GateError> {
-    let parsed = verify_signature(raw, config, verifier).await?;
-    check_claims(&parsed.claims, config, now)?;
+    let signed = verify_signature(raw, config, verification, now).await?;
+    check_claims(&signed.claims, signed.provider, config, now)?;
     Ok(Verified {
         identity: Identity {
-            subject: parsed.claims.sub.clone(),
-            issuer: parsed.claims.iss.clone(),
-            token_id: token::token_id(parsed.raw, &parsed.claims),
-            claims_b64: parsed.payload_b64.to_owned(),
+            subject: signed.claims.sub.clone(),
+            issuer: signed.claims.iss.clone(),
+            token_id: token::token_id(raw, &signed.claims),
+            claims_b64: signed.parsed.payload_b64.to_owned(),
         },
-        claims: parsed.claims,
+        claims: signed.claims,
     })
 }
 
-/// Size, structure, algorithm, header rules and signature; not the claims.
-pub async fn verify_signature<'t>(
+/// Size, structure, issuer, algorithm, header rules and signature; then the
+/// claims are read (but their time and audience rules not applied).
+pub async fn verify_signature<'t, 'c>(
     raw: &'t str,
-    config: &Config,
-    verifier: &impl SignatureVerifier,
-) -> Result<Parsed<'t>, GateError> {
+    config: &'c Config,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
+    now: NumericDate,
+) -> Result<Signed<'t, 'c>, GateError> {
     let parsed = token::parse(raw, config.max_token_bytes)?;
     let untrusted = &parsed.untrusted;
 
+    // With several issuers the (unverified) `iss` picks whose keys to try;
+    // it is trusted only once one of that issuer's keys verified it.
+    let (provider, early_claims) = match &config.providers[..] {
+        [only] => (only, None),
+        providers => {
+            let claims = parsed.claims()?;
+            let provider = providers
+                .iter()
+                .find(|p| {
+                    claims
+                        .iss
+                        .as_ref()
+                        .is_some_and(|iss| p.issuers.contains(iss))
+                })
+                .ok_or(GateError::IssuerInvalid)?;
+            (provider, Some(claims))
+        }
+    };
+
     // The header names the algorithm; we only accept it if the operator did.
     let alg = Algorithm::from_name(untrusted.algorithm())
-        .filter(|alg| config.algorithms.contains(alg))
+        .filter(|alg| provider.algorithms.contains(alg))
         .ok_or(GateError::AlgorithmNotAllowed)?;
 
     let header = untrusted.header();
@@ -72,19 +114,59 @@ pub async fn verify_signature<'t>(
         }
     }
 
-    verifier
-        .verify(
+    // `jku`, `x5u`, `x5c` and an embedded `jwk` are never looked at: keys
+    // come from configuration only (RFC 8725 3.10).
+    let keys = verification
+        .keyring
+        .candidates(
+            provider,
             alg,
             header.key_id.as_deref(),
-            parsed.signing_input.as_bytes(),
-            untrusted.signature_bytes(),
+            verification.fetcher,
+            now,
         )
         .await?;
-    Ok(parsed)
+    if keys.is_empty() {
+        return Err(GateError::UnknownKey);
+    }
+    let input = parsed.signing_input.as_bytes();
+    let signature = untrusted.signature_bytes();
+    let mut verified = false;
+    for key in keys.iter().take(MAX_KEY_ATTEMPTS) {
+        verified = match &key.material {
+            KeyMaterial::Hmac(hmac) => hmac.verify(alg, input, signature),
+            KeyMaterial::Public { .. } => {
+                verification
+                    .signatures
+                    .verify(alg, key, input, signature)
+                    .await?
+            }
+        };
+        if verified {
+            break;
+        }
+    }
+    if !verified {
+        return Err(GateError::SignatureInvalid);
+    }
+    let claims = match early_claims {
+        Some(claims) => claims,
+        None => parsed.claims()?,
+    };
+    Ok(Signed {
+        parsed,
+        claims,
+        provider,
+    })
 }
 
-/// Time and audience rules on a token whose signature is already good.
-pub fn check_claims(claims: &Claims, config: &Config, now: NumericDate) -> Result<(), GateError> {
+/// Time, issuer and audience rules on a token whose signature is good.
+pub fn check_claims(
+    claims: &Claims,
+    provider: &Provider,
+    config: &Config,
+    now: NumericDate,
+) -> Result<(), GateError> {
     let leeway = config.leeway_seconds as f64;
     // RFC 7519 4.1.4: valid only *before* exp. We require exp: a token that
     // never expires could not be kept off a bounded revocation list.
@@ -97,20 +179,29 @@ pub fn check_claims(claims: &Claims, config: &Config, now: NumericDate) -> Resul
             return Err(GateError::TokenNotYetValid);
         }
     }
-    if !config.issuers.is_empty() {
+    if let Some(max_age) = config.max_token_age_seconds {
+        // Like jose's maxTokenAge: an `iat` is required and may not be
+        // older than the cap, nor in the future.
+        match claims.iat {
+            Some(iat) if now + leeway < iat => return Err(GateError::TokenNotYetValid),
+            Some(iat) if now - iat <= max_age as f64 + leeway => {}
+            _ => return Err(GateError::TokenExpired),
+        }
+    }
+    if !provider.issuers.is_empty() {
         let ok = claims
             .iss
             .as_ref()
-            .is_some_and(|iss| config.issuers.contains(iss));
+            .is_some_and(|iss| provider.issuers.contains(iss));
         if !ok {
             return Err(GateError::IssuerInvalid);
         }
     }
-    if !config.audiences.is_empty() {
+    if !provider.audiences.is_empty() {
         let ok = claims
             .aud
             .as_ref()
-            .is_some_and(|aud| aud.contains_any(&config.audiences));
+            .is_some_and(|aud| aud.contains_any(&provider.audiences));
         if !ok {
             return Err(GateError::AudienceInvalid);
         }
@@ -134,7 +225,7 @@ fn same_media_type(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
-    use crate::keys::HmacKeys;
+    use crate::keys::NoPublicKeys;
     use base64ct::{Base64UrlUnpadded, Encoding};
     use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
     use jwt_compact::Algorithm as _;
@@ -181,43 +272,139 @@ mod tests {
                "exp": NOW + 60.0, "iat": NOW - 1.0, "jti": "t-1"})
     }
 
+    /// Verifies with a fresh keyring, no network and no public-key crypto.
+    pub fn verify_at(token: &str, config: &Config, now: f64) -> Result<Verified, GateError> {
+        let keyring = Keyring::default();
+        let verification = Verification {
+            keyring: &keyring,
+            fetcher: &NoNetwork,
+            signatures: &NoPublicKeys,
+        };
+        pollster::block_on(verify_token(token, config, &verification, now))
+    }
+
+    pub struct NoNetwork;
+
+    impl JwksFetcher for NoNetwork {
+        async fn fetch(&self, _: &str, _: bool) -> Result<crate::keyring::Fetched, String> {
+            Err("no network in unit tests".into())
+        }
+    }
+
     fn run(token: &str, pairs: &[(&str, &str)]) -> Result<Verified, GateError> {
         let mut all = vec![("JWT_SECRET", TEST_SECRET)];
         all.extend_from_slice(pairs);
-        let config = config_with(&all).unwrap();
-        pollster::block_on(verify_token(token, &config, &config.hmac, NOW))
+        verify_at(token, &config_with(&all).unwrap(), NOW)
     }
 
     #[test]
     fn rfc7515_a1_hs256_known_answer() {
-        // RFC 7515 appendix A.1: the key is the JWK "k" value.
+        // RFC 7515 appendix A.1, with its key as an inline JWK.
         let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.\
                      eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt\
                      cGxlLmNvbS9pc19yb290Ijp0cnVlfQ.\
                      dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let key = Base64UrlUnpadded::decode_vec(
-            "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
-        )
-        .unwrap();
-        let config = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
-        let keys = Some(HmacKeys::new(&key));
+        let k = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+        let jwks = |k: &str| format!(r#"{{"keys":[{{"kty":"oct","k":"{k}"}}]}}"#);
+        let config = config_with(&[("JWT_JWKS", &jwks(k))]).unwrap();
         let before_exp = 1_300_819_379.0;
-        let verified = pollster::block_on(verify_token(token, &config, &keys, before_exp)).unwrap();
+        let verified = verify_at(token, &config, before_exp).unwrap();
         assert_eq!(verified.identity.issuer.as_deref(), Some("joe"));
         assert_eq!(verified.claims.exp, Some(1_300_819_380.0));
         // One bit off in the key and the vector must fail.
-        let mut wrong = key.clone();
+        let mut wrong = Base64UrlUnpadded::decode_vec(k).unwrap();
         wrong[0] ^= 1;
-        let result = pollster::block_on(verify_token(
-            token,
-            &config,
-            &Some(HmacKeys::new(&wrong)),
-            before_exp,
-        ));
-        assert_eq!(result.err(), Some(GateError::SignatureInvalid));
+        let wrong =
+            config_with(&[("JWT_JWKS", &jwks(&Base64UrlUnpadded::encode_string(&wrong)))]).unwrap();
+        assert_eq!(
+            verify_at(token, &wrong, before_exp).err(),
+            Some(GateError::SignatureInvalid)
+        );
         // And the vector's own exp applies.
-        let result = pollster::block_on(verify_token(token, &config, &keys, 1_300_819_380.0));
-        assert_eq!(result.err(), Some(GateError::TokenExpired));
+        assert_eq!(
+            verify_at(token, &config, 1_300_819_380.0).err(),
+            Some(GateError::TokenExpired)
+        );
+    }
+
+    #[test]
+    fn max_token_age_needs_a_recent_iat() {
+        let at = |claims: serde_json::Value| {
+            run(
+                &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
+                &[("JWT_MAX_TOKEN_AGE_SECONDS", "300")],
+            )
+            .err()
+        };
+        let exp = NOW + 3600.0;
+        assert_eq!(at(json!({"exp": exp, "iat": NOW - 299.0})), None);
+        assert_eq!(
+            at(json!({"exp": exp, "iat": NOW - 301.0})),
+            Some(GateError::TokenExpired)
+        );
+        assert_eq!(
+            at(json!({"exp": exp})),
+            Some(GateError::TokenExpired),
+            "iat required"
+        );
+        assert_eq!(
+            at(json!({"exp": exp, "iat": NOW + 60.0})),
+            Some(GateError::TokenNotYetValid)
+        );
+    }
+
+    #[test]
+    fn several_issuers_pick_keys_by_iss() {
+        let issuers = r#"[{"issuer":"https://a.example","secret":true,"audience":"api-a"},
+                          {"issuer":"https://b.example","jwks":{"keys":[{"kty":"oct","k":"b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldC1vdGhlci1zZWNyZXQ"}]}}]"#;
+        let config = config_with(&[("JWT_ISSUERS", issuers), ("JWT_SECRET", TEST_SECRET)]).unwrap();
+        let claims = |iss: &str, aud: &str| json!({"iss": iss, "aud": aud, "exp": NOW + 60.0});
+        let a = mint(
+            "HS256",
+            json!({}),
+            claims("https://a.example", "api-a"),
+            TEST_SECRET.as_bytes(),
+        );
+        assert!(verify_at(&a, &config, NOW).is_ok());
+        let wrong_aud = mint(
+            "HS256",
+            json!({}),
+            claims("https://a.example", "api-b"),
+            TEST_SECRET.as_bytes(),
+        );
+        assert_eq!(
+            verify_at(&wrong_aud, &config, NOW).err(),
+            Some(GateError::AudienceInvalid)
+        );
+        let b_secret = b"other-secret-other-secret-other-secret";
+        let b = mint(
+            "HS256",
+            json!({}),
+            claims("https://b.example", "x"),
+            b_secret,
+        );
+        assert!(verify_at(&b, &config, NOW).is_ok());
+        // b's key cannot sign for a, and an unknown issuer finds no keys at all.
+        let forged = mint(
+            "HS256",
+            json!({}),
+            claims("https://a.example", "api-a"),
+            b_secret,
+        );
+        assert_eq!(
+            verify_at(&forged, &config, NOW).err(),
+            Some(GateError::SignatureInvalid)
+        );
+        let stranger = mint(
+            "HS256",
+            json!({}),
+            claims("https://c.example", "api-a"),
+            TEST_SECRET.as_bytes(),
+        );
+        assert_eq!(
+            verify_at(&stranger, &config, NOW).err(),
+            Some(GateError::IssuerInvalid)
+        );
     }
 
     #[test]
@@ -394,16 +581,12 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_never_a_panic() {
-        for junk in [
-            "",
-            ".",
-            "..",
-            "a.b.c",
-            "a.b",
-            "a.b.c.d",
-            "eyJhbGciOiJIUzI1NiJ9..",
-            "!!!.???.***",
-        ] {
+        // The signature is checked before the claims are read.
+        assert_eq!(
+            run("eyJhbGciOiJIUzI1NiJ9..", &[]).err(),
+            Some(GateError::SignatureInvalid)
+        );
+        for junk in ["", ".", "..", "a.b.c", "a.b", "a.b.c.d", "!!!.???.***"] {
             assert_eq!(
                 run(junk, &[]).err(),
                 Some(GateError::TokenMalformed),

@@ -2,20 +2,24 @@
 //! Everything that decides anything lives in the core; this module only does
 //! the I/O the core asks for.
 
+mod crypto;
 mod http;
+mod jwks;
 mod kv;
 
 use std::cell::OnceCell;
 use std::rc::Rc;
 
 use worker::web_sys::{Request, Response};
-use worker::{console_error, event, Context, Env};
+use worker::{console_error, console_warn, event, Context, Env};
 
 use crate::admin;
 use crate::clock::{Clock, NumericDate};
 use crate::config::{Config, ConfigError};
 use crate::error::{GateError, Reply};
 use crate::gateway::{Decision, Gateway, Incoming};
+use crate::keyring::Keyring;
+use crate::verify::Verification;
 
 /// `Date.now()`. In Workers it only advances across I/O, which is what we
 /// want: one request sees one instant until it waits for something.
@@ -30,17 +34,28 @@ impl Clock for WorkerClock {
 thread_local! {
     // Vars and secrets are fixed for the life of an isolate: parse them once.
     static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
+    // Remote key sets, cached for the life of the isolate.
+    static KEYRING: Rc<Keyring> = Rc::new(Keyring::default());
+}
+
+/// A var or secret as text. JSON vars (`JWT_ISSUERS = [...]` in
+/// wrangler.toml) arrive as objects and are handed over as JSON text.
+fn setting(env: &Env, name: &str) -> Option<String> {
+    let value = js_sys::Reflect::get(env, &name.into()).ok()?;
+    if value.is_undefined() || value.is_null() {
+        return None;
+    }
+    value.as_string().or_else(|| {
+        js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|s| s.as_string())
+    })
 }
 
 fn config(env: &Env) -> Result<Rc<Config>, GateError> {
     CONFIG.with(|cell| {
         cell.get_or_init(|| {
-            let parsed = Config::from_lookup(|name| {
-                env.var(name)
-                    .map(|v| v.to_string())
-                    .or_else(|_| env.secret(name).map(|s| s.to_string()))
-                    .ok()
-            });
+            let parsed = Config::from_lookup(|name| setting(env, name));
             if let Err(e) = &parsed {
                 console_error!("tokengate misconfigured: {e}");
             }
@@ -59,7 +74,11 @@ enum Outcome {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    match handle(req, &env).await {
+    let outcome = handle(req, &env).await;
+    for warning in KEYRING.with(|keyring| keyring.take_warnings()) {
+        console_warn!("tokengate: {warning}");
+    }
+    match outcome {
         Ok(Outcome::Origin(response)) => Ok(response),
         Ok(Outcome::Reply(reply)) => Ok(http::reply(&reply)?),
         Err(e) => Ok(http::reply(&e.to_reply())?),
@@ -69,9 +88,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
     let config = config(env)?;
     let store = kv::KvRevocations::from_env(env)?;
+    let keyring = KEYRING.with(Rc::clone);
+    let verification = Verification {
+        keyring: &keyring,
+        fetcher: &jwks::EdgeFetcher,
+        signatures: &crypto::WebCrypto,
+    };
     let gateway = Gateway {
         config: &config,
-        verifier: &config.hmac,
+        verification: &verification,
         store: &store,
     };
 
@@ -113,7 +138,7 @@ async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
                 action,
                 &body,
                 &config,
-                &config.hmac,
+                &verification,
                 &store,
                 WorkerClock.now(),
             )
