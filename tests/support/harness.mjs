@@ -17,7 +17,12 @@ import { SECRET, ADMIN_TOKEN } from "./tokens.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-export async function startHarness() {
+/**
+ * `gateways`: extra gateway workers, name -> settings merged over the main
+ * gateway's (a value of `undefined` removes the setting). Reach them with
+ * `h.at(name)(path, init)`.
+ */
+export async function startHarness({ gateways = {} } = {}) {
   const origin = await startOrigin();
   const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
   const config = { ...fromWrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
@@ -46,6 +51,11 @@ export async function startHarness() {
       { ...withoutKv, serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } } },
       gatewayWorker("gateway-no-admin", noAdmin),
       gatewayWorker("gateway-broken", { ...config, JWT_LEEWAY_SECONDS: "soon" }),
+      ...Object.entries(gateways).map(([name, overrides]) => {
+        const bindings = { ...config, ...overrides };
+        for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+        return gatewayWorker(name, bindings);
+      }),
       {
         name: "kv-probe",
         modules: true,
@@ -58,7 +68,7 @@ export async function startHarness() {
   }));
   await mf.ready;
   const workers = {};
-  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe"]) {
+  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe", ...Object.keys(gateways)]) {
     workers[name] = await mf.getWorker(name);
   }
   const kv = await mf.getKVNamespace(kvBinding, "gateway");
@@ -73,6 +83,7 @@ export async function startHarness() {
     probed: call(workers["gateway-probed"]),
     noAdmin: call(workers["gateway-no-admin"]),
     broken: call(workers["gateway-broken"]),
+    at: (name) => call(workers[name]),
     probe: async (action) => (await workers["kv-probe"].fetch(`https://probe.test/${action}`)).json(),
     /** What the origin received since the last call. */
     takeReceived() {

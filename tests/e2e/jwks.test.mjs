@@ -1,0 +1,89 @@
+// Remote JWKS against a local identity provider: key rotation on demand,
+// removed keys refused, provider outages, and no refetch storms.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { SignJWT, generateKeyPair, exportJWK } from "jose";
+import { startHarness, bearer } from "../support/harness.mjs";
+import { startJwksServer } from "../support/jwks-server.mjs";
+import { now } from "../support/tokens.mjs";
+
+let h;
+let idp;
+const keys = {};
+
+const SCENARIOS = ["rotate", "down", "hammer", "empty"];
+
+before(async () => {
+  for (const kid of ["k1", "k2", "k3"]) {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    keys[kid] = { ...pair, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: "ES256" } };
+  }
+  idp = await startJwksServer();
+  const gateways = {};
+  for (const name of SCENARIOS) {
+    gateways[`gw-${name}`] = { JWT_SECRET: undefined, JWT_JWKS_URL: idp.url(`/${name}/jwks.json`) };
+  }
+  h = await startHarness({ gateways });
+});
+after(async () => {
+  await h?.close();
+  await idp?.close();
+});
+
+async function token(kid) {
+  return new SignJWT({ sub: "alice" })
+    .setProtectedHeader({ alg: "ES256", kid })
+    .setIssuer(h.config.JWT_ISSUER)
+    .setAudience(h.config.JWT_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(now() + 600)
+    .sign(keys[kid]?.privateKey ?? keys.k1.privateKey);
+}
+
+async function outcome(scenario, kid) {
+  const response = await h.at(`gw-${scenario}`)("/api/resource", { headers: bearer(await token(kid)) });
+  const body = await response.text();
+  return response.status === 200 ? 200 : `${response.status} ${JSON.parse(body).error}`;
+}
+
+test("rotation: a new kid is picked up on demand, a removed key is refused after the refresh", async () => {
+  idp.serve("/rotate/jwks.json", [keys.k1.jwk]);
+  assert.equal(await outcome("rotate", "k1"), 200);
+  assert.equal(await outcome("rotate", "k1"), 200);
+  assert.equal(idp.fetches("/rotate/jwks.json"), 1, "cached after the first fetch");
+
+  idp.serve("/rotate/jwks.json", [keys.k2.jwk]); // k1 retired, k2 introduced
+  assert.equal(await outcome("rotate", "k2"), 200, "unknown kid triggers a refetch");
+  assert.equal(idp.fetches("/rotate/jwks.json"), 2);
+  assert.equal(await outcome("rotate", "k1"), "401 unknown_key", "removed key no longer verifies");
+});
+
+test("provider down while keys are cached: tokens still verify", async () => {
+  idp.serve("/down/jwks.json", [keys.k1.jwk]);
+  assert.equal(await outcome("down", "k1"), 200);
+  idp.setDown(true);
+  try {
+    // An unknown kid forces a refresh, which fails; the cached keys stay.
+    assert.equal(await outcome("down", "k3"), "401 unknown_key");
+    assert.equal(await outcome("down", "k1"), 200);
+    assert.equal(idp.fetches("/down/jwks.json"), 2);
+  } finally {
+    idp.setDown(false);
+  }
+});
+
+test("a flood of unknown kids makes at most one refetch per cooldown", async () => {
+  idp.serve("/hammer/jwks.json", [keys.k1.jwk]);
+  assert.equal(await outcome("hammer", "k1"), 200);
+  const before = idp.fetches("/hammer/jwks.json");
+  for (let i = 0; i < 40; i++) {
+    assert.equal(await outcome("hammer", `made-up-${i}`), "401 unknown_key");
+  }
+  assert.equal(idp.fetches("/hammer/jwks.json") - before, 1);
+  assert.equal(await outcome("hammer", "k1"), 200, "real tokens unaffected");
+});
+
+test("no keys ever fetched: 503 keys_unavailable, not a bad-token 401", async () => {
+  // /empty/jwks.json is never served (404).
+  assert.equal(await outcome("empty", "k1"), "503 keys_unavailable");
+});
