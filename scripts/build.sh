@@ -32,7 +32,8 @@ ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 export WASM_BINDGEN_BIN="$TOOLS_ROOT/bin/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
-"$TOOLS_ROOT/bin/worker-build" --release
+# BUILD_FEATURES=bench builds the benchmark worker (scripts/bench.mjs) instead.
+"$TOOLS_ROOT/bin/worker-build" --release ${BUILD_FEATURES:+--features "$BUILD_FEATURES"}
 
 # worker-build keeps the wasm "names" section (wasm-opt --debuginfo), ~70 KB
 # that only make stack traces readable; drop it. `strip = true` in Cargo.toml

@@ -2,6 +2,8 @@
 //! Everything that decides anything lives in the core; this module only does
 //! the I/O the core asks for.
 
+#[cfg(feature = "bench")]
+mod bench;
 mod crypto;
 mod http;
 mod jwks;
@@ -101,6 +103,10 @@ async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
     };
 
     let head = http::RequestHead::read(&req)?;
+    #[cfg(feature = "bench")]
+    if head.path == bench::PATH {
+        return bench::run(&req, &config, env).await.map(Outcome::Origin);
+    }
     let incoming = Incoming {
         method: &head.method,
         path: &head.path,
