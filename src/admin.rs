@@ -2,8 +2,7 @@
 //! token we do not know) and `POST /_admin/introspect` (RFC 7662 answer,
 //! with the reason when inactive). It exists only when `ADMIN_TOKEN` is set.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::NumericDate;
@@ -58,6 +57,50 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// The answer of `/_admin/revoke`.
+#[derive(Serialize, Default)]
+struct Revoked<'a> {
+    revoked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_before: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// The answer of `/_admin/introspect` (RFC 7662, plus why when inactive).
+#[derive(Serialize, Default)]
+struct Introspection<'a> {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a token::Audience>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_by: Option<RevokedBy>,
 }
 
 #[derive(Deserialize)]
@@ -126,12 +169,20 @@ async fn revoke(
                     .await?;
                     Ok(Reply::json(
                         200,
-                        &json!({"revoked": true, "token_id": id, "expires_at": until}),
+                        &Revoked {
+                            revoked: true,
+                            token_id: Some(&id),
+                            expires_at: Some(until),
+                            ..Revoked::default()
+                        },
                     ))
                 }
                 Err(reason) => Ok(Reply::json(
                     200,
-                    &json!({"revoked": false, "reason": reason.code()}),
+                    &Revoked {
+                        reason: Some(reason.code()),
+                        ..Revoked::default()
+                    },
                 )),
             }
         }
@@ -146,7 +197,12 @@ async fn revoke(
                     .await?;
             Ok(Reply::json(
                 200,
-                &json!({"revoked": true, "token_id": jti, "expires_at": until}),
+                &Revoked {
+                    revoked: true,
+                    token_id: Some(&jti),
+                    expires_at: Some(until),
+                    ..Revoked::default()
+                },
             ))
         }
         AdminRequest {
@@ -158,7 +214,12 @@ async fn revoke(
             let cut_off = revocation::cut_off_user(store, &sub, now).await?;
             Ok(Reply::json(
                 200,
-                &json!({"revoked": true, "sub": sub, "revoked_before": cut_off}),
+                &Revoked {
+                    revoked: true,
+                    sub: Some(&sub),
+                    revoked_before: Some(cut_off),
+                    ..Revoked::default()
+                },
             ))
         }
         _ => Err(GateError::InvalidRequest),
@@ -184,8 +245,12 @@ async fn introspect(
     let inactive = |reason: GateError, revoked_by: Option<RevokedBy>| {
         Reply::json(
             200,
-            &json!({"active": false, "error": reason.code(),
-                    "error_description": reason.description(), "revoked_by": revoked_by}),
+            &Introspection {
+                error: Some(reason.code()),
+                error_description: Some(reason.description()),
+                revoked_by,
+                ..Introspection::default()
+            },
         )
     };
     let verified = match verify_token(&raw, config, verification, now).await {
@@ -197,16 +262,20 @@ async fn introspect(
         Status::Revoked(by) => Ok(inactive(GateError::TokenRevoked, Some(by))),
         Status::Active => {
             let c = &verified.claims;
-            let aud: Value = match &c.aud {
-                Some(token::Audience::One(a)) => json!(a),
-                Some(token::Audience::Many(list)) => json!(list),
-                None => Value::Null,
-            };
             Ok(Reply::json(
                 200,
-                &json!({"active": true, "sub": c.sub, "iss": c.iss, "aud": aud, "exp": c.exp,
-                        "iat": c.iat, "nbf": c.nbf, "jti": verified.identity.token_id,
-                        "token_type": "Bearer"}),
+                &Introspection {
+                    active: true,
+                    sub: c.sub.as_deref(),
+                    iss: c.iss.as_deref(),
+                    aud: c.aud.as_ref(),
+                    exp: c.exp,
+                    iat: c.iat,
+                    nbf: c.nbf,
+                    jti: Some(&verified.identity.token_id),
+                    token_type: Some("Bearer"),
+                    ..Introspection::default()
+                },
             ))
         }
     }

@@ -81,7 +81,7 @@ struct ProviderSetting {
     #[serde(default)]
     algorithms: Option<StringOrList>,
     #[serde(default)]
-    jwks: Option<serde_json::Value>,
+    jwks: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     jwks_url: Option<String>,
     /// Also accept HMAC tokens signed with `JWT_SECRET`.
@@ -124,7 +124,8 @@ fn providers(
             jwks: match get("JWT_JWKS") {
                 None => None,
                 Some(text) => Some(
-                    serde_json::from_str(&text).map_err(|_| invalid("JWT_JWKS", "is not JSON"))?,
+                    serde_json::value::RawValue::from_string(text)
+                        .map_err(|_| invalid("JWT_JWKS", "is not JSON"))?,
                 ),
             },
             jwks_url: get("JWT_JWKS_URL"),

@@ -6,7 +6,7 @@
 //! The adapter does the I/O the core cannot (forwarding, reading a body) and
 //! comes back for the second half where there is one.
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::admin::{self, AdminAction};
 use crate::clock::NumericDate;
@@ -19,6 +19,18 @@ use crate::routes::{self, Route};
 use crate::token;
 use crate::verify::{verify_token, Verification};
 pub use crate::verify::{Identity, Verified};
+
+/// The answer of the logout routes.
+#[derive(Serialize)]
+struct LoggedOut<'a> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_before: Option<f64>,
+}
 
 /// The parts of a request the core decides on.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +148,15 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             )
             .await?;
         }
-        let mut reply = Reply::json(200, &json!({"status": "logged_out", "token_id": id}));
+        let mut reply = Reply::json(
+            200,
+            &LoggedOut {
+                status: "logged_out",
+                token_id: Some(id),
+                sub: None,
+                revoked_before: None,
+            },
+        );
         if let Some(cookie) = self.clear_cookie_header() {
             reply.headers.push(("Set-Cookie".into(), cookie));
         }
@@ -156,7 +176,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let cut_off = revocation::cut_off_user(self.store, sub, now).await?;
         let mut reply = Reply::json(
             200,
-            &json!({"status": "logged_out_everywhere", "sub": sub, "revoked_before": cut_off}),
+            &LoggedOut {
+                status: "logged_out_everywhere",
+                token_id: None,
+                sub: Some(sub),
+                revoked_before: Some(cut_off),
+            },
         );
         if let Some(cookie) = self.clear_cookie_header() {
             reply.headers.push(("Set-Cookie".into(), cookie));

@@ -119,13 +119,13 @@ pub struct VerifyKey {
 
 pub enum KeyMaterial {
     Hmac(Box<HmacKeys>),
-    /// A public key as a minimal JWK (only the public members), ready for
-    /// WebCrypto's `importKey("jwk", ...)`. `id` is stable for the same key
-    /// material, so imported keys can be cached across JWKS refreshes.
+    /// A public key as a minimal JWK (only the public members, as JSON
+    /// text), ready for WebCrypto's `importKey("jwk", ...)`. The same key
+    /// material always gives the same text, so it also keys the cache of
+    /// imported keys across JWKS refreshes.
     Public {
         key_type: KeyType,
-        jwk: serde_json::Value,
-        id: String,
+        jwk: String,
     },
 }
 
@@ -133,7 +133,7 @@ impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyMaterial::Hmac(_) => f.write_str("Hmac(<redacted>)"),
-            KeyMaterial::Public { key_type, id, .. } => write!(f, "Public({key_type:?}, {id})"),
+            KeyMaterial::Public { key_type, jwk } => write!(f, "Public({key_type:?}, {jwk})"),
         }
     }
 }
@@ -173,8 +173,9 @@ pub fn candidates<'k>(
 }
 
 #[derive(Deserialize)]
-struct JwkSet {
-    keys: Vec<serde_json::Value>,
+struct JwkSet<'a> {
+    #[serde(borrow)]
+    keys: Vec<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -204,7 +205,7 @@ pub fn parse_jwks(json: &str) -> Result<(Vec<Rc<VerifyKey>>, Vec<String>), Strin
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     for (index, value) in set.keys.into_iter().enumerate() {
-        match parse_jwk(value) {
+        match parse_jwk(value.get()) {
             Ok(key) => keys.push(Rc::new(key)),
             Err(why) => skipped.push(format!("key {index}: {why}")),
         }
@@ -215,8 +216,8 @@ pub fn parse_jwks(json: &str) -> Result<(Vec<Rc<VerifyKey>>, Vec<String>), Strin
     Ok((keys, skipped))
 }
 
-fn parse_jwk(value: serde_json::Value) -> Result<VerifyKey, String> {
-    let f: JwkFields = serde_json::from_value(value).map_err(|_| "malformed JWK".to_owned())?;
+fn parse_jwk(json: &str) -> Result<VerifyKey, String> {
+    let f: JwkFields = serde_json::from_str(json).map_err(|_| "malformed JWK".to_owned())?;
     if f.use_.as_deref().is_some_and(|u| u != "sig") {
         return Err("not a signature key (use)".into());
     }
@@ -236,10 +237,9 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyKey, String> {
         let text = member.as_deref().ok_or_else(|| format!("missing {name}"))?;
         Base64UrlUnpadded::decode_vec(text).map_err(|_| format!("{name} is not base64url"))
     };
-    let public = |key_type: KeyType, jwk: serde_json::Value| {
-        let id = jwk.to_string();
-        KeyMaterial::Public { key_type, jwk, id }
-    };
+    // Members were just decoded as base64url, so they need no JSON escaping.
+    let member = |m: &Option<String>| m.clone().unwrap_or_default();
+    let public = |key_type: KeyType, jwk: String| KeyMaterial::Public { key_type, jwk };
     let material = match f.kty.as_str() {
         "oct" => KeyMaterial::Hmac(Box::new(HmacKeys::new(&b64(&f.k, "k")?))),
         _ if f.d.is_some() => return Err("private key material in a verification key set".into()),
@@ -252,7 +252,11 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyKey, String> {
             }
             public(
                 KeyType::Rsa,
-                serde_json::json!({"kty": "RSA", "n": f.n, "e": f.e}),
+                format!(
+                    r#"{{"kty":"RSA","n":"{}","e":"{}"}}"#,
+                    member(&f.n),
+                    member(&f.e)
+                ),
             )
         }
         "EC" => {
@@ -265,7 +269,12 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyKey, String> {
             b64(&f.y, "y")?;
             public(
                 key_type,
-                serde_json::json!({"kty": "EC", "crv": f.crv, "x": f.x, "y": f.y}),
+                format!(
+                    r#"{{"kty":"EC","crv":"{}","x":"{}","y":"{}"}}"#,
+                    member(&f.crv),
+                    member(&f.x),
+                    member(&f.y)
+                ),
             )
         }
         "OKP" => {
@@ -277,7 +286,7 @@ fn parse_jwk(value: serde_json::Value) -> Result<VerifyKey, String> {
             }
             public(
                 KeyType::Ed25519,
-                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": f.x}),
+                format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#, member(&f.x)),
             )
         }
         other => return Err(format!("unsupported kty {other:?}")),
@@ -375,7 +384,7 @@ mod tests {
     const RSA_N_2048: &str = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
 
     fn key(json: serde_json::Value) -> Result<VerifyKey, String> {
-        parse_jwk(json)
+        parse_jwk(&json.to_string())
     }
 
     #[test]

@@ -95,17 +95,18 @@ pub fn revoked_by_cut_off(iat: Option<NumericDate>, cut_off: NumericDate) -> boo
 
 /// Parses a cut-off as stored; an unreadable value fails closed.
 pub fn parse_cut_off(value: &str) -> Result<NumericDate, StoreError> {
-    value
-        .trim()
-        .parse::<f64>()
+    // serde_json's number parser, already in the build, rather than a second one.
+    serde_json::from_str::<f64>(value.trim())
         .ok()
         .filter(|v| v.is_finite())
         .ok_or_else(|| StoreError("unreadable user cut-off".into()))
 }
 
-/// Cut-offs are written with millisecond precision.
+/// Cut-offs are written with millisecond precision, in integer arithmetic
+/// (float formatting would cost ~15 KB of wasm).
 pub fn format_cut_off(now: NumericDate) -> String {
-    format!("{:.3}", now)
+    let millis = (now.max(0.0) * 1000.0).round() as u64;
+    format!("{}.{:03}", millis / 1000, millis % 1000)
 }
 
 /// Why a token is inactive, when it is.
@@ -291,6 +292,15 @@ mod tests {
         // A cut-off exactly on a second boundary has no ambiguous second.
         assert!(!revoked_by_cut_off(Some(1_700_000_000.0), 1_700_000_000.0));
         assert!(revoked_by_cut_off(Some(1_699_999_999.0), 1_700_000_000.0));
+    }
+
+    #[test]
+    fn cut_offs_round_trip_with_millisecond_precision() {
+        assert_eq!(format_cut_off(1_700_000_000.5), "1700000000.500");
+        assert_eq!(format_cut_off(1_700_000_000.000_4), "1700000000.000");
+        assert_eq!(format_cut_off(1_700_000_000.099_6), "1700000000.100");
+        assert_eq!(parse_cut_off("1700000000.123"), Ok(1_700_000_000.123));
+        assert!(parse_cut_off("soon").is_err());
     }
 
     #[test]

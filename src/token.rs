@@ -62,10 +62,10 @@ fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a
 pub struct ExtraHeader {
     /// RFC 7515 4.1.11: we understand no extension, so any `crit` is refused.
     #[serde(default)]
-    pub crit: Option<serde_json::Value>,
+    pub crit: Option<serde::de::IgnoredAny>,
     /// RFC 7797 unencoded payloads would change what was signed.
     #[serde(default)]
-    pub b64: Option<serde_json::Value>,
+    pub b64: Option<serde::de::IgnoredAny>,
 }
 
 /// Registered claims, read by us rather than jwt-compact because its
@@ -81,7 +81,7 @@ pub struct Claims {
     pub aud: Option<Audience>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum Audience {
     One(String),

@@ -29,7 +29,8 @@ where
     A::VerifyingKey: 'static,
 {
     Box::new(move |input, signature| {
-        A::Signature::try_from_slice(signature).is_ok_and(|sig| alg.verify_signature(&sig, &key, input))
+        A::Signature::try_from_slice(signature)
+            .is_ok_and(|sig| alg.verify_signature(&sig, &key, input))
     })
 }
 
@@ -39,11 +40,18 @@ fn wasm_checker(alg: Algorithm, key: &VerifyKey) -> Option<Check> {
             let hmac = hmac.clone();
             return Some(Box::new(move |input, sig| hmac.verify(alg, input, sig)));
         }
-        KeyMaterial::Public { jwk, .. } => serde_json::from_value::<JsonWebKey<'_>>(jwk.clone()).ok()?,
+        KeyMaterial::Public { jwk, .. } => serde_json::from_str::<JsonWebKey<'_>>(jwk).ok()?,
     };
     Some(match alg {
-        Algorithm::Rs256 | Algorithm::Rs384 | Algorithm::Rs512 | Algorithm::Ps256 | Algorithm::Ps384
-        | Algorithm::Ps512 => rust_check(Rsa::with_name(alg.name()), RsaPublicKey::try_from(&jwk).ok()?),
+        Algorithm::Rs256
+        | Algorithm::Rs384
+        | Algorithm::Rs512
+        | Algorithm::Ps256
+        | Algorithm::Ps384
+        | Algorithm::Ps512 => rust_check(
+            Rsa::with_name(alg.name()),
+            RsaPublicKey::try_from(&jwk).ok()?,
+        ),
         Algorithm::Es256 => rust_check(Es256, p256::ecdsa::VerifyingKey::try_from(&jwk).ok()?),
         Algorithm::EdDsa => rust_check(Ed25519, ed25519_dalek::VerifyingKey::try_from(&jwk).ok()?),
         // jwt-compact has no P-384; HMAC returned above.
@@ -51,21 +59,57 @@ fn wasm_checker(alg: Algorithm, key: &VerifyKey) -> Option<Check> {
     })
 }
 
-async fn webcrypto_hmac(secret: &[u8], alg: Algorithm, input: &[u8], sig: &[u8], n: usize) -> Option<usize> {
-    let subtle = Reflect::get(&Reflect::get(&js_sys::global(), &"crypto".into()).ok()?, &"subtle".into()).ok()?;
-    let call = |name: &str| Reflect::get(&subtle, &name.into()).ok()?.dyn_into::<js_sys::Function>().ok();
+async fn webcrypto_hmac(
+    secret: &[u8],
+    alg: Algorithm,
+    input: &[u8],
+    sig: &[u8],
+    n: usize,
+) -> Option<usize> {
+    let subtle = Reflect::get(
+        &Reflect::get(&js_sys::global(), &"crypto".into()).ok()?,
+        &"subtle".into(),
+    )
+    .ok()?;
+    let call = |name: &str| {
+        Reflect::get(&subtle, &name.into())
+            .ok()?
+            .dyn_into::<js_sys::Function>()
+            .ok()
+    };
     let params = Object::new();
     Reflect::set(&params, &"name".into(), &"HMAC".into()).ok()?;
-    Reflect::set(&params, &"hash".into(), &format!("SHA-{}", alg.hash_bits()).into()).ok()?;
-    let args = Array::of5(&"raw".into(), &Uint8Array::from(secret), &params, &false.into(), &Array::of1(&"verify".into()));
+    Reflect::set(
+        &params,
+        &"hash".into(),
+        &format!("SHA-{}", alg.hash_bits()).into(),
+    )
+    .ok()?;
+    let args = Array::of5(
+        &"raw".into(),
+        &Uint8Array::from(secret),
+        &params,
+        &false.into(),
+        &Array::of1(&"verify".into()),
+    );
     let promise = call("importKey")?.apply(&subtle, &args).ok()?;
     let key = JsFuture::from(js_sys::Promise::from(promise)).await.ok()?;
     let verify = call("verify")?;
     let mut ok = 0;
     for _ in 0..n {
-        let args = Array::of4(&"HMAC".into(), &key, &Uint8Array::from(sig), &Uint8Array::from(input));
+        let args = Array::of4(
+            &"HMAC".into(),
+            &key,
+            &Uint8Array::from(sig),
+            &Uint8Array::from(input),
+        );
         let promise = verify.apply(&subtle, &args).ok()?;
-        if JsFuture::from(js_sys::Promise::from(promise)).await.ok()?.as_bool() == Some(true) {
+        if JsFuture::from(js_sys::Promise::from(promise))
+            .await
+            .ok()?
+            .as_bool()
+            == Some(true)
+        {
             ok += 1;
         }
     }
@@ -77,14 +121,24 @@ pub async fn run(req: &Request, config: &Config, env: &Env) -> Result<Response, 
     let raw = header("authorization")
         .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
         .ok_or(GateError::TokenMissing)?;
-    let n: usize = header("x-bench-n").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let n: usize = header("x-bench-n")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let parsed = token::parse(&raw, config.max_token_bytes)?;
-    let alg = Algorithm::from_name(parsed.untrusted.algorithm()).ok_or(GateError::AlgorithmNotAllowed)?;
-    let key = candidates(&config.providers[0].keys, alg, parsed.untrusted.header().key_id.as_deref())
-        .next()
-        .ok_or(GateError::UnknownKey)?
-        .clone();
-    let (input, sig) = (parsed.signing_input.as_bytes(), parsed.untrusted.signature_bytes());
+    let alg =
+        Algorithm::from_name(parsed.untrusted.algorithm()).ok_or(GateError::AlgorithmNotAllowed)?;
+    let key = candidates(
+        &config.providers[0].keys,
+        alg,
+        parsed.untrusted.header().key_id.as_deref(),
+    )
+    .next()
+    .ok_or(GateError::UnknownKey)?
+    .clone();
+    let (input, sig) = (
+        parsed.signing_input.as_bytes(),
+        parsed.untrusted.signature_bytes(),
+    );
 
     let ok = match header("x-bench-path").as_deref() {
         Some("wasm") => {
@@ -92,8 +146,13 @@ pub async fn run(req: &Request, config: &Config, env: &Env) -> Result<Response, 
             (0..n).filter(|_| check(input, sig)).count()
         }
         Some("webcrypto") if matches!(key.material, KeyMaterial::Hmac(_)) => {
-            let secret = env.secret("JWT_SECRET").map_err(|_| GateError::Misconfigured)?.to_string();
-            webcrypto_hmac(secret.as_bytes(), alg, input, sig, n).await.ok_or(GateError::InvalidRequest)?
+            let secret = env
+                .secret("JWT_SECRET")
+                .map_err(|_| GateError::Misconfigured)?
+                .to_string();
+            webcrypto_hmac(secret.as_bytes(), alg, input, sig, n)
+                .await
+                .ok_or(GateError::InvalidRequest)?
         }
         Some("webcrypto") => {
             let mut ok = 0;

@@ -93,17 +93,12 @@ fn params(alg: Algorithm) -> (Object, Object) {
 pub struct WebCrypto;
 
 impl WebCrypto {
-    async fn imported(
-        &self,
-        alg: Algorithm,
-        jwk: &serde_json::Value,
-        id: &str,
-    ) -> Result<JsValue, JsValue> {
-        let cache_key = format!("{}|{id}", alg.name());
+    async fn imported(&self, alg: Algorithm, jwk: &str) -> Result<JsValue, JsValue> {
+        let cache_key = format!("{}|{jwk}", alg.name());
         if let Some(key) = IMPORTED.with(|cache| cache.borrow().get(&cache_key).cloned()) {
             return Ok(key);
         }
-        let jwk = js_sys::JSON::parse(&jwk.to_string())?;
+        let jwk = js_sys::JSON::parse(jwk)?;
         let usages = Array::of1(&"verify".into());
         let promise = subtle()?.import_key("jwk", &jwk, &params(alg).0, false, &usages)?;
         let key = JsFuture::from(promise).await?;
@@ -126,10 +121,10 @@ impl SignatureVerifier for WebCrypto {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<bool, GateError> {
-        let KeyMaterial::Public { jwk, id, .. } = &key.material else {
+        let KeyMaterial::Public { jwk, .. } = &key.material else {
             return Ok(false);
         };
-        let crypto_key = match self.imported(alg, jwk, id).await {
+        let crypto_key = match self.imported(alg, jwk).await {
             Ok(k) => k,
             Err(e) => {
                 // The key passed our own checks; WebCrypto refusing it is worth a log line.
