@@ -3,7 +3,9 @@
 # of that build in Miniflare. `npm test` runs this; so does .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+# Node 22 from npm (`node` package) for wrangler and Miniflare, also when this
+# script is run directly rather than through `npm test`.
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -211,7 +211,9 @@ async fn revoke(
             exp: None,
             sub: Some(sub),
         } if !sub.is_empty() => {
-            let cut_off = revocation::cut_off_user(store, &sub, now).await?;
+            let cut_off =
+                revocation::cut_off_user(store, &sub, now, config.max_token_age_seconds, leeway)
+                    .await?;
             Ok(Reply::json(
                 200,
                 &Revoked {

@@ -173,7 +173,14 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             .subject
             .as_deref()
             .ok_or(GateError::InvalidRequest)?;
-        let cut_off = revocation::cut_off_user(self.store, sub, now).await?;
+        let cut_off = revocation::cut_off_user(
+            self.store,
+            sub,
+            now,
+            self.config.max_token_age_seconds,
+            self.config.leeway_seconds,
+        )
+        .await?;
         let mut reply = Reply::json(
             200,
             &LoggedOut {
@@ -206,10 +213,16 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             // Nothing to cut off without a subject; the change itself stands.
             return Ok(());
         };
-        revocation::cut_off_user(self.store, sub, now)
-            .await
-            .map(|_| ())
-            .map_err(|_| GateError::SessionsNotRevoked)
+        revocation::cut_off_user(
+            self.store,
+            sub,
+            now,
+            self.config.max_token_age_seconds,
+            self.config.leeway_seconds,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|_| GateError::SessionsNotRevoked)
     }
 
     fn clear_cookie_header(&self) -> Option<String> {

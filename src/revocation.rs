@@ -188,15 +188,23 @@ pub async fn revoke_token(
 
 /// Revokes every token of `sub` issued before `now`.
 ///
-/// The key has no expiration: we cannot know how long the user's older
-/// tokens live. It is one key per user, overwritten, so it stays bounded.
+/// Without `max_token_age` the key never expires: we cannot know how long
+/// the user's older tokens live (it is one key per user, overwritten, so it
+/// stays bounded). With it, every token the cut-off could revoke is refused
+/// by its age anyway after `max_token_age` + leeway, so the key goes then.
 pub async fn cut_off_user(
     store: &impl RevocationStore,
     sub: &str,
     now: NumericDate,
+    max_token_age: Option<u64>,
+    leeway_seconds: u64,
 ) -> Result<NumericDate, GateError> {
     let value = format_cut_off(now);
-    put_with_retry(store, &user_key(sub), &value, None).await?;
+    let expires_at = max_token_age.map(|age| {
+        let ttl = age.saturating_add(leeway_seconds).max(KV_MIN_TTL_SECONDS);
+        (now.ceil() as u64).saturating_add(ttl)
+    });
+    put_with_retry(store, &user_key(sub), &value, expires_at).await?;
     Ok(parse_cut_off(&value).unwrap_or(now))
 }
 
@@ -335,7 +343,7 @@ mod tests {
     #[test]
     fn user_cut_off_revokes_older_tokens_only_for_that_user() {
         let store = MemoryStore::default();
-        block_on(cut_off_user(&store, "alice", NOW)).unwrap();
+        block_on(cut_off_user(&store, "alice", NOW, None, 0)).unwrap();
         let older = claims("alice", Some(NOW - 10.0));
         let newer = claims("alice", Some(NOW + 1.0));
         let bob = claims("bob", Some(NOW - 10.0));
@@ -347,6 +355,21 @@ mod tests {
         assert_eq!(block_on(check(&store, "c", &bob)), Ok(Status::Active));
         assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000000.500");
         assert_eq!(store.entries.borrow()["v1:sub:alice"].1, None);
+    }
+
+    #[test]
+    fn cut_off_expires_with_the_maximum_token_age() {
+        let store = MemoryStore::default();
+        block_on(cut_off_user(&store, "alice", NOW, Some(3600), 30)).unwrap();
+        assert_eq!(
+            store.entries.borrow()["v1:sub:alice"].1,
+            Some(1_700_000_001 + 3630)
+        );
+        block_on(cut_off_user(&store, "bob", NOW, Some(5), 0)).unwrap();
+        assert_eq!(
+            store.entries.borrow()["v1:sub:bob"].1,
+            Some(1_700_000_001 + 60)
+        );
     }
 
     #[test]
@@ -369,7 +392,7 @@ mod tests {
     fn writes_are_retried_a_bounded_number_of_times() {
         let store = MemoryStore::default();
         store.failing_writes.set(WRITE_ATTEMPTS - 1);
-        assert!(block_on(cut_off_user(&store, "alice", NOW)).is_ok());
+        assert!(block_on(cut_off_user(&store, "alice", NOW, None, 0)).is_ok());
         assert_eq!(store.writes.get(), WRITE_ATTEMPTS);
 
         let store = MemoryStore::default();
