@@ -158,24 +158,7 @@ async fn revoke(
             match verify_signature(&raw, config, verification, now).await {
                 Ok(signed) => {
                     let id = token::token_id(&raw, &signed.claims);
-                    let until = revocation::revoke_token(
-                        store,
-                        &id,
-                        signed.claims.exp,
-                        leeway,
-                        RevokedBy::Admin,
-                        now,
-                    )
-                    .await?;
-                    Ok(Reply::json(
-                        200,
-                        &Revoked {
-                            revoked: true,
-                            token_id: Some(&id),
-                            expires_at: Some(until),
-                            ..Revoked::default()
-                        },
-                    ))
+                    revoke_id(store, &id, signed.claims.exp, leeway, now).await
                 }
                 Err(reason) => Ok(Reply::json(
                     200,
@@ -192,18 +175,7 @@ async fn revoke(
             exp: Some(exp),
             sub: None,
         } if !jti.is_empty() && exp.is_finite() => {
-            let until =
-                revocation::revoke_token(store, &jti, Some(exp), leeway, RevokedBy::Admin, now)
-                    .await?;
-            Ok(Reply::json(
-                200,
-                &Revoked {
-                    revoked: true,
-                    token_id: Some(&jti),
-                    expires_at: Some(until),
-                    ..Revoked::default()
-                },
-            ))
+            revoke_id(store, &jti, Some(exp), leeway, now).await
         }
         AdminRequest {
             token: None,
@@ -226,6 +198,25 @@ async fn revoke(
         }
         _ => Err(GateError::InvalidRequest),
     }
+}
+
+async fn revoke_id(
+    store: &impl RevocationStore,
+    id: &str,
+    exp: Option<NumericDate>,
+    leeway: u64,
+    now: NumericDate,
+) -> Result<Reply, GateError> {
+    let until = revocation::revoke_token(store, id, exp, leeway, RevokedBy::Admin, now).await?;
+    Ok(Reply::json(
+        200,
+        &Revoked {
+            revoked: true,
+            token_id: Some(id),
+            expires_at: Some(until),
+            ..Revoked::default()
+        },
+    ))
 }
 
 async fn introspect(
