@@ -23,6 +23,8 @@ pub struct Config {
     pub origin_url: Option<String>,
     /// Token issuers and their keys; never empty. One unless `JWT_ISSUERS`.
     pub providers: Vec<Provider>,
+    /// Settings that work but deserve a log line (skipped JWKS keys).
+    pub warnings: Vec<String>,
     pub leeway_seconds: u64,
     /// `JWT_MAX_TOKEN_AGE_SECONDS`: tokens need an `iat` no older than this.
     pub max_token_age_seconds: Option<u64>,
@@ -115,6 +117,7 @@ impl StringOrList {
 fn providers(
     get: &impl Fn(&str) -> Option<String>,
     secret: Option<Rc<VerifyKey>>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Provider>, ConfigError> {
     let Some(json) = get("JWT_ISSUERS") else {
         let setting = ProviderSetting {
@@ -131,7 +134,7 @@ fn providers(
             jwks_url: get("JWT_JWKS_URL"),
             secret: secret.is_some(),
         };
-        let mut provider = provider(setting, secret, "JWT_JWKS", "JWT_ALGORITHMS")?;
+        let mut provider = provider(setting, secret, "JWT_JWKS", "JWT_ALGORITHMS", warnings)?;
         provider.issuers = list(get("JWT_ISSUER").as_deref());
         return Ok(vec![provider]);
     };
@@ -174,7 +177,7 @@ fn providers(
             ));
         }
         let secret = if setting.secret { secret.clone() } else { None };
-        let mut provider = provider(setting, secret, "JWT_ISSUERS", "JWT_ISSUERS")?;
+        let mut provider = provider(setting, secret, "JWT_ISSUERS", "JWT_ISSUERS", warnings)?;
         provider.issuers = vec![issuer];
         providers.push(provider);
     }
@@ -186,12 +189,17 @@ fn provider(
     secret: Option<Rc<VerifyKey>>,
     jwks_setting: &'static str,
     algorithms_setting: &'static str,
+    warnings: &mut Vec<String>,
 ) -> Result<Provider, ConfigError> {
     let mut keys: Vec<Rc<VerifyKey>> = secret.into_iter().collect();
     if let Some(jwks) = setting.jwks {
-        let (inline, _skipped) =
-            parse_jwks(&jwks.to_string()).map_err(|why| invalid(jwks_setting, why))?;
+        let (inline, skipped) = parse_jwks(jwks.get()).map_err(|why| invalid(jwks_setting, why))?;
         keys.extend(inline);
+        warnings.extend(
+            skipped
+                .into_iter()
+                .map(|why| format!("{jwks_setting}: skipped {why}")),
+        );
     }
     let jwks_url = setting.jwks_url.map(|u| u.trim().to_owned());
     if let Some(url) = &jwks_url {
@@ -276,7 +284,8 @@ impl Config {
             })),
             None => None,
         };
-        let providers = providers(&get, secret)?;
+        let mut warnings = Vec::new();
+        let providers = providers(&get, secret, &mut warnings)?;
 
         let leeway_seconds = match get("JWT_LEEWAY_SECONDS") {
             None => 0,
@@ -347,6 +356,7 @@ impl Config {
         Ok(Config {
             origin_url,
             providers,
+            warnings,
             max_token_age_seconds,
             leeway_seconds,
             required_typ: get("JWT_TYP").map(|t| t.trim().to_owned()),
@@ -423,6 +433,18 @@ pub(crate) mod tests {
         let hs_without_secret =
             config_with(&[("JWT_JWKS", EC_JWKS), ("JWT_ALGORITHMS", "ES256,HS256")]);
         assert_eq!(hs_without_secret.unwrap_err().setting, "JWT_ALGORITHMS");
+    }
+
+    #[test]
+    fn skipped_inline_keys_are_reported_without_failing() {
+        let jwks = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldA"},{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"short"}]}"#;
+        let config = config_with(&[("JWT_JWKS", jwks)]).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(
+            config.warnings[0].starts_with("JWT_JWKS: skipped key 1"),
+            "{:?}",
+            config.warnings
+        );
     }
 
     #[test]

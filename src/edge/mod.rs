@@ -58,8 +58,12 @@ fn config(env: &Env) -> Result<Rc<Config>, GateError> {
     CONFIG.with(|cell| {
         cell.get_or_init(|| {
             let parsed = Config::from_lookup(|name| setting(env, name));
-            if let Err(e) = &parsed {
-                console_error!("tokengate misconfigured: {e}");
+            match &parsed {
+                Ok(config) => config
+                    .warnings
+                    .iter()
+                    .for_each(|w| console_warn!("tokengate: {w}")),
+                Err(e) => console_error!("tokengate misconfigured: {e}"),
             }
             parsed.map(Rc::new)
         })
