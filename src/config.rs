@@ -155,7 +155,13 @@ fn providers(
     let settings: Vec<ProviderSetting> = serde_json::from_str(&json).map_err(|e| {
         invalid(
             "JWT_ISSUERS",
-            format!("must be a JSON array of issuer objects ({e})"),
+            // Position only: serde's message can quote the value, and an
+            // entry's inline JWKS may hold an HMAC key.
+            format!(
+                "must be a JSON array of issuer objects (problem at line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     if settings.is_empty() {
