@@ -157,7 +157,7 @@ async fn revoke(
             // expiry does not matter: revoking a dead token is harmless.
             match verify_signature(&raw, config, verification, now).await {
                 Ok(signed) => {
-                    let id = token::token_id(&raw, &signed.claims);
+                    let id = token::token_id(signed.parsed.signing_input, &signed.claims);
                     revoke_id(store, &id, signed.claims.exp, leeway, now).await
                 }
                 Err(reason) => Ok(Reply::json(

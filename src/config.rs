@@ -7,14 +7,12 @@ use std::rc::Rc;
 use serde::Deserialize;
 
 use crate::keyring::Provider;
-use crate::keys::{parse_jwks, Algorithm, HmacKeys, KeyMaterial, KeyType, VerifyKey};
+use crate::keys::{parse_jwks, Algorithm, HmacKeys, KeyMaterial, KeySetSource, KeyType, VerifyKey};
 use crate::routes::PathPattern;
 
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
 pub const DEFAULT_PASSWORD_CHANGE_PATH: &str = "/auth/password-change";
-/// RFC 7518 section 3.2: an HMAC key must be at least as long as the hash.
-/// We ask for the HS256 minimum for every HS algorithm.
-pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+pub use crate::keys::MIN_HMAC_KEY_BYTES as MIN_HMAC_SECRET_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -199,7 +197,8 @@ fn provider(
 ) -> Result<Provider, ConfigError> {
     let mut keys: Vec<Rc<VerifyKey>> = secret.into_iter().collect();
     if let Some(jwks) = setting.jwks {
-        let (inline, skipped) = parse_jwks(jwks.get()).map_err(|why| invalid(jwks_setting, why))?;
+        let (inline, skipped) = parse_jwks(jwks.get(), KeySetSource::Configured)
+            .map_err(|why| invalid(jwks_setting, why))?;
         keys.extend(inline);
         warnings.extend(
             skipped
@@ -209,8 +208,18 @@ fn provider(
     }
     let jwks_url = setting.jwks_url.map(|u| u.trim().to_owned());
     if let Some(url) = &jwks_url {
-        if !url.starts_with("https://") && !url.starts_with("http://") {
-            return Err(invalid("JWT_JWKS_URL", "must be an http(s) URL"));
+        // Keys fetched in clear text could be swapped by anyone on the path.
+        let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+            .iter()
+            .any(|l| {
+                url.strip_prefix(l)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        if !url.starts_with("https://") && !local {
+            return Err(invalid(
+                "JWT_JWKS_URL",
+                "must be an https:// URL (http only for localhost)",
+            ));
         }
     }
     // What the keys can verify; a remote set may hold any public key type.
@@ -443,7 +452,7 @@ pub(crate) mod tests {
 
     #[test]
     fn skipped_inline_keys_are_reported_without_failing() {
-        let jwks = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldA"},{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"short"}]}"#;
+        let jwks = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"},{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"short"}]}"#;
         let config = config_with(&[("JWT_JWKS", jwks)]).unwrap();
         assert_eq!(config.warnings.len(), 1);
         assert!(
@@ -535,6 +544,14 @@ pub(crate) mod tests {
                 "JWT_JWKS",
             ),
             (&[("JWT_JWKS_URL", "ftp://idp")], "JWT_JWKS_URL"),
+            (
+                &[("JWT_JWKS_URL", "http://idp.example/jwks")],
+                "JWT_JWKS_URL",
+            ),
+            (
+                &[("JWT_JWKS_URL", "http://localhost.evil.example/jwks")],
+                "JWT_JWKS_URL",
+            ),
             (&[("JWT_ISSUERS", "{}")], "JWT_ISSUERS"),
             (
                 &[

@@ -6,9 +6,19 @@ use crate::verify::Identity;
 /// removed on every request, public or not, so an origin can trust them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
 
+/// `_` counts as `-`: CGI-style origins (PHP, WSGI, Rack, nginx with
+/// `underscores_in_headers`) read `X_Auth_Subject` as `X-Auth-Subject`.
 pub fn is_identity_header(name: &str) -> bool {
-    name.len() >= IDENTITY_HEADER_PREFIX.len()
-        && name[..IDENTITY_HEADER_PREFIX.len()].eq_ignore_ascii_case(IDENTITY_HEADER_PREFIX)
+    let prefix = IDENTITY_HEADER_PREFIX.as_bytes();
+    name.len() >= prefix.len()
+        && name.bytes().zip(prefix).all(|(a, b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == *b
+        })
 }
 
 /// Path and query of an absolute URL as the runtime hands it over (already
@@ -35,8 +45,9 @@ pub fn origin_target(origin_url: &str, path: &str, query: Option<&str>) -> Strin
 }
 
 /// The headers a verified request gains. Values are made header-safe:
-/// bytes outside visible ASCII, and `%` itself, are percent-encoded, so a
-/// claim can never inject a header or be mangled by the runtime. The exact
+/// bytes outside visible ASCII (space included), and `%` itself, are
+/// percent-encoded, so a claim can never inject a header or be mangled by
+/// the runtime. The exact
 /// claims are always in `X-Auth-Claims`.
 pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, String)> {
     let mut headers = vec![
@@ -55,7 +66,9 @@ pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, String)> {
 fn header_safe(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
-        if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
+        // Spaces too: the Fetch API trims them, so " admin " would arrive
+        // as "admin".
+        if byte.is_ascii_graphic() && byte != b'%' {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -101,13 +114,16 @@ mod tests {
         assert!(is_identity_header("X-Auth-Subject"));
         assert!(is_identity_header("x-auth-anything"));
         assert!(!is_identity_header("x-author"));
+        assert!(is_identity_header("X_Auth_Subject"));
+        assert!(is_identity_header("x-auth_issuer"));
         assert!(!is_identity_header("authorization"));
     }
 
     #[test]
     fn claim_values_cannot_break_headers() {
         assert_eq!(header_safe("user-1"), "user-1");
-        assert_eq!(header_safe("a\r\nX-Evil: 1"), "a%0D%0AX-Evil: 1");
+        assert_eq!(header_safe("a\r\nX-Evil: 1"), "a%0D%0AX-Evil:%201");
+        assert_eq!(header_safe(" admin "), "%20admin%20");
         assert_eq!(header_safe("José"), "Jos%C3%A9");
         assert_eq!(header_safe("100%"), "100%25");
     }

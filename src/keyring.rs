@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use crate::clock::NumericDate;
 use crate::error::GateError;
-use crate::keys::{candidates, parse_jwks, Algorithm, VerifyKey};
+use crate::keys::{candidates, parse_jwks, Algorithm, KeySetSource, VerifyKey};
 
 pub const DEFAULT_CACHE_SECONDS: u64 = 600;
 pub const MIN_CACHE_SECONDS: u64 = 60;
@@ -147,10 +147,9 @@ impl Keyring {
 
     async fn refresh(&self, url: &str, fetcher: &impl JwksFetcher, now: NumericDate, forced: bool) {
         // No RefCell borrow is held across this await.
-        let outcome = fetcher
-            .fetch(url, forced)
-            .await
-            .and_then(|fetched| parse_jwks(&fetched.body).map(|parsed| (parsed, fetched.max_age)));
+        let outcome = fetcher.fetch(url, forced).await.and_then(|fetched| {
+            parse_jwks(&fetched.body, KeySetSource::Remote).map(|parsed| (parsed, fetched.max_age))
+        });
         let mut remote = self.remote.borrow_mut();
         let set = remote.entry(url.to_owned()).or_default();
         match outcome {

@@ -195,17 +195,35 @@ struct JwkFields {
     d: Option<String>,
 }
 
+/// RFC 7518 3.2: an HMAC key must be at least as long as the hash; we ask
+/// for the HS256 minimum for every HS algorithm.
+pub const MIN_HMAC_KEY_BYTES: usize = 32;
+
+/// Where a key set comes from decides whether it may hold HMAC secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySetSource {
+    /// `JWT_JWKS` / an issuer's `jwks`: configuration, may hold `oct` keys.
+    Configured,
+    /// A fetched JWKS is public by nature: an `oct` key there would let
+    /// anyone who can read it sign HS tokens, so it is skipped.
+    Remote,
+}
+
 /// Parses a JWKS. Keys we cannot or must not use (encryption keys, unknown
-/// types or curves, short RSA, private keys, malformed members) are skipped
-/// and named in the second list, so one odd key does not take the rest
-/// down; a set that is not JSON, or has no usable key, is an error.
-pub fn parse_jwks(json: &str) -> Result<(Vec<Rc<VerifyKey>>, Vec<String>), String> {
+/// types or curves, short RSA or HMAC keys, private keys, remote secrets,
+/// malformed members) are skipped and named in the second list, so one odd
+/// key does not take the rest down; a set that is not JSON, or has no
+/// usable key, is an error.
+pub fn parse_jwks(
+    json: &str,
+    source: KeySetSource,
+) -> Result<(Vec<Rc<VerifyKey>>, Vec<String>), String> {
     let set: JwkSet =
         serde_json::from_str(json).map_err(|_| "not a JWK Set (RFC 7517 5)".to_owned())?;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     for (index, value) in set.keys.into_iter().enumerate() {
-        match parse_jwk(value.get()) {
+        match parse_jwk(value.get(), source) {
             Ok(key) => keys.push(Rc::new(key)),
             Err(why) => skipped.push(format!("key {index}: {why}")),
         }
@@ -216,7 +234,7 @@ pub fn parse_jwks(json: &str) -> Result<(Vec<Rc<VerifyKey>>, Vec<String>), Strin
     Ok((keys, skipped))
 }
 
-fn parse_jwk(json: &str) -> Result<VerifyKey, String> {
+fn parse_jwk(json: &str, source: KeySetSource) -> Result<VerifyKey, String> {
     let f: JwkFields = serde_json::from_str(json).map_err(|_| "malformed JWK".to_owned())?;
     if f.use_.as_deref().is_some_and(|u| u != "sig") {
         return Err("not a signature key (use)".into());
@@ -241,7 +259,19 @@ fn parse_jwk(json: &str) -> Result<VerifyKey, String> {
     let member = |m: &Option<String>| m.clone().unwrap_or_default();
     let public = |key_type: KeyType, jwk: String| KeyMaterial::Public { key_type, jwk };
     let material = match f.kty.as_str() {
-        "oct" => KeyMaterial::Hmac(Box::new(HmacKeys::new(&b64(&f.k, "k")?))),
+        "oct" if source == KeySetSource::Remote => {
+            return Err("HMAC key in a fetched (public) key set".into())
+        }
+        "oct" => {
+            let k = b64(&f.k, "k")?;
+            if k.len() < MIN_HMAC_KEY_BYTES {
+                return Err(format!(
+                    "HMAC key of {} bytes, {MIN_HMAC_KEY_BYTES} required",
+                    k.len()
+                ));
+            }
+            KeyMaterial::Hmac(Box::new(HmacKeys::new(&k)))
+        }
         _ if f.d.is_some() => return Err("private key material in a verification key set".into()),
         "RSA" => {
             let n = b64(&f.n, "n")?;
@@ -384,8 +414,10 @@ mod tests {
     const RSA_N_2048: &str = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
 
     fn key(json: serde_json::Value) -> Result<VerifyKey, String> {
-        parse_jwk(&json.to_string())
+        parse_jwk(&json.to_string(), KeySetSource::Configured)
     }
+
+    const K32: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA";
 
     #[test]
     fn algorithm_names_round_trip_exactly() {
@@ -413,7 +445,7 @@ mod tests {
             key(serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"})).unwrap();
         assert!(p256.accepts(Algorithm::Es256) && !p256.accepts(Algorithm::Es384));
 
-        let oct = key(serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap();
+        let oct = key(serde_json::json!({"kty": "oct", "k": K32})).unwrap();
         assert!(oct.accepts(Algorithm::Hs384) && !oct.accepts(Algorithm::Rs256));
     }
 
@@ -457,10 +489,14 @@ mod tests {
         let set = format!(
             r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N_2048}","e":"AQAB","kid":"good"}},{{"kty":"RSA","n":"AQAB","e":"AQAB"}}]}}"#
         );
-        let (keys, skipped) = parse_jwks(&set).unwrap();
+        let (keys, skipped) = parse_jwks(&set, KeySetSource::Configured).unwrap();
         assert_eq!((keys.len(), skipped.len()), (1, 1));
-        assert!(parse_jwks(r#"{"keys":[]}"#).is_err());
-        assert!(parse_jwks("[]").is_err());
+        assert!(parse_jwks(r#"{"keys":[]}"#, KeySetSource::Configured).is_err());
+        assert!(parse_jwks("[]", KeySetSource::Configured).is_err());
+        let secret = format!(r#"{{"keys":[{{"kty":"oct","k":"{K32}"}}]}}"#);
+        assert!(parse_jwks(&secret, KeySetSource::Configured).is_ok());
+        let err = parse_jwks(&secret, KeySetSource::Remote).unwrap_err();
+        assert!(err.contains("fetched"), "{err}");
     }
 
     #[test]

@@ -66,14 +66,20 @@ pub struct TokenEntry {
     pub by: RevokedBy,
 }
 
+/// Revoked-ID entries live at most this long (ten years): KV refuses
+/// absurd expirations, and a logout must not fail for a token whose `exp`
+/// is in the year 3000.
+pub const MAX_ENTRY_SECONDS: u64 = 10 * 365 * 86_400;
+
 /// How long a revoked-ID entry must live: until the token would have expired
-/// anyway (`exp` + leeway), and never less than KV's minimum.
+/// anyway (`exp` + leeway), never less than KV's minimum, never more than
+/// [`MAX_ENTRY_SECONDS`].
 pub fn token_entry_expiry(exp: Option<NumericDate>, leeway_seconds: u64, now: NumericDate) -> u64 {
-    let floor = now.ceil() as u64 + KV_MIN_TTL_SECONDS;
+    let now = now.ceil().max(0.0) as u64;
     let until = exp.map_or(0, |exp| {
         (exp.ceil().max(0.0) as u64).saturating_add(leeway_seconds)
     });
-    until.max(floor)
+    until.clamp(now + KV_MIN_TTL_SECONDS, now + MAX_ENTRY_SECONDS)
 }
 
 /// Is a token with this `iat` revoked by a user cut-off?
@@ -271,6 +277,10 @@ mod tests {
         assert_eq!(token_entry_expiry(Some(NOW + 5.0), 0, NOW), 1_700_000_061);
         assert_eq!(token_entry_expiry(Some(NOW - 100.0), 0, NOW), 1_700_000_061);
         assert_eq!(token_entry_expiry(None, 0, NOW), 1_700_000_061);
+        assert_eq!(
+            token_entry_expiry(Some(1e20), 0, NOW),
+            1_700_000_001 + MAX_ENTRY_SECONDS
+        );
     }
 
     #[test]

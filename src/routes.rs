@@ -47,7 +47,10 @@ pub const ADMIN_REVOKE_PATH: &str = "/_admin/revoke";
 pub const ADMIN_INTROSPECT_PATH: &str = "/_admin/introspect";
 
 /// Gateway-owned routes win over `PUBLIC_PATHS`, so a broad public prefix
-/// can never switch off logout or the admin API's authentication.
+/// can never switch off logout or the admin API's authentication. They are
+/// matched loosely (case, trailing `/`, percent-encoding), as an origin
+/// might route them: `POST /Auth/Password-Change/` must not change a
+/// password without the cut-off.
 pub fn route(
     method: &str,
     path: &str,
@@ -55,14 +58,18 @@ pub fn route(
     password_change_path: &str,
     public_paths: &[PathPattern],
 ) -> Route {
-    match path {
+    let loose = loosely(path);
+    match loose.as_str() {
         LOGOUT_PATH => Route::Logout,
         LOGOUT_ALL_PATH => Route::LogoutAll,
         ADMIN_REVOKE_PATH => Route::AdminRevoke,
         ADMIN_INTROSPECT_PATH => Route::AdminIntrospect,
         _ if method == "OPTIONS" && is_cors_preflight => Route::Preflight,
-        p if p == password_change_path => Route::PasswordChange,
-        p if !hides_separators(p) && public_paths.iter().any(|pattern| pattern.matches(p)) => {
+        p if p == loosely(password_change_path) => Route::PasswordChange,
+        // Public paths are matched exactly as sent: loosening would widen them.
+        _ if !hides_separators(path)
+            && public_paths.iter().any(|pattern| pattern.matches(path)) =>
+        {
             Route::Public
         }
         _ => Route::Protected,
@@ -70,13 +77,43 @@ pub fn route(
 }
 
 /// An encoded `/`, `\` or `.` may be decoded by the origin into a path
-/// outside the public prefix (`/public/..%2Fadmin`); such paths are never
-/// public, so they get verified like any other.
+/// outside the public prefix (`/public/..%2Fadmin`), and Java servers
+/// resolve `/public/..;/admin` to `/admin`; such paths are never public, so
+/// they get verified like any other.
 fn hides_separators(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    ["%2f", "%5c", "%2e"]
-        .iter()
-        .any(|encoded| lower.contains(encoded))
+    lower.contains(';')
+        || ["%2f", "%5c", "%2e"]
+            .iter()
+            .any(|encoded| lower.contains(encoded))
+}
+
+/// Lower case, percent-decoded, without trailing slashes: the form in which
+/// gateway routes are compared.
+fn loosely(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| path.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(byte) => {
+                out.push(byte.to_ascii_lowercase());
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i].to_ascii_lowercase());
+                i += 1;
+            }
+        }
+    }
+    while out.len() > 1 && out.last() == Some(&b'/') {
+        out.pop();
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -100,6 +137,7 @@ mod tests {
         assert_eq!(r("/api"), Route::Protected);
         assert_eq!(r("/static/..%2Fapi"), Route::Protected);
         assert_eq!(r("/static/%2e%2e/api"), Route::Protected);
+        assert_eq!(r("/static/..;/api"), Route::Protected);
     }
 
     #[test]
@@ -112,6 +150,21 @@ mod tests {
         assert_eq!(r("/_admin/introspect"), Route::AdminIntrospect);
         assert_eq!(r("/auth/password-change"), Route::PasswordChange);
         assert_eq!(r("/other"), Route::Public);
+    }
+
+    #[test]
+    fn gateway_routes_match_as_an_origin_might() {
+        let r = |path| route("POST", path, false, "/auth/password-change", &[]);
+        for path in [
+            "/auth/password-change/",
+            "/Auth/Password-Change",
+            "/auth/password%2Dchange",
+            "/auth/password-change//",
+        ] {
+            assert_eq!(r(path), Route::PasswordChange, "{path}");
+        }
+        assert_eq!(r("/AUTH/LOGOUT/"), Route::Logout);
+        assert_eq!(r("/auth/password-changes"), Route::Protected);
     }
 
     #[test]

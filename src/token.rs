@@ -146,12 +146,15 @@ pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
     })
 }
 
-/// The token's ID: its `jti`, or the base64url SHA-256 of the whole token
-/// when it has none, so a raw token is never stored or logged.
-pub fn token_id(raw: &str, claims: &Claims) -> String {
+/// The token's ID: its `jti`, or, when it has none, the base64url SHA-256
+/// of its signed part (`header.payload`), so a raw token is never stored or
+/// logged. Not of the whole token: an ECDSA signature can be rewritten into
+/// a second valid one (s -> n - s), which would give a logged-out token a
+/// fresh ID.
+pub fn token_id(signing_input: &str, claims: &Claims) -> String {
     match &claims.jti {
         Some(jti) if !jti.is_empty() => jti.clone(),
-        _ => Base64UrlUnpadded::encode_string(&Sha256::digest(raw.as_bytes())),
+        _ => Base64UrlUnpadded::encode_string(&Sha256::digest(signing_input.as_bytes())),
     }
 }
 
@@ -244,8 +247,8 @@ mod tests {
             jti: Some("abc-123".into()),
             ..Claims::default()
         };
-        assert_eq!(token_id("a.b.c", &with_jti), "abc-123");
-        let derived = token_id("a.b.c", &Claims::default());
+        assert_eq!(token_id("a.b", &with_jti), "abc-123");
+        let derived = token_id("a.b", &Claims::default());
         assert_eq!(derived.len(), 43);
         assert_ne!(derived, "a.b.c");
     }

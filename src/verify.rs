@@ -57,7 +57,7 @@ pub async fn verify_token(
         identity: Identity {
             subject: signed.claims.sub.clone(),
             issuer: signed.claims.iss.clone(),
-            token_id: token::token_id(raw, &signed.claims),
+            token_id: token::token_id(signed.parsed.signing_input, &signed.claims),
             claims_b64: signed.parsed.payload_b64.to_owned(),
         },
         claims: signed.claims,

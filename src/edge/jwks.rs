@@ -117,7 +117,7 @@ impl JwksFetcher for EdgeFetcher {
         }
         let fetched = self.fetch_from_provider(url).await?;
         // Only a usable set is shared with the other isolates of this colo.
-        if crate::keys::parse_jwks(&fetched.body).is_ok() {
+        if crate::keys::parse_jwks(&fetched.body, crate::keys::KeySetSource::Remote).is_ok() {
             self.store(url, &fetched).await;
         }
         Ok(fetched)

@@ -130,6 +130,22 @@ test("embedded jwk and jku headers are never trusted or fetched", async () => {
   assert.equal(idp.fetches("/evil/jwks.json") + idp.fetches("/evil/cert.pem"), 0);
 });
 
+test("a logged-out ES256 token without jti stays revoked when its signature is rewritten (s -> n - s)", async () => {
+  const token = await mintWith(pairs.ES256.good.privateKey, "ES256", { claims: { jti: undefined } });
+  const logout = await h.at("gw-keys")("/auth/logout", { method: "POST", headers: bearer(token) });
+  assert.equal(logout.status, 200);
+  await logout.arrayBuffer();
+  // The same signature in its other valid form: (r, s) -> (r, n - s) on P-256.
+  const n = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  const [head, payload, sig] = token.split(".");
+  const bytes = Buffer.from(sig, "base64url");
+  const s = BigInt(`0x${bytes.subarray(32).toString("hex")}`);
+  const flipped = Buffer.concat([bytes.subarray(0, 32), Buffer.from((n - s).toString(16).padStart(64, "0"), "hex")]);
+  const twin = `${head}.${payload}.${flipped.toString("base64url")}`;
+  assert.notEqual(twin, token);
+  assert.equal(await outcome("gw-keys", twin), "401 token_revoked");
+});
+
 test("JWT_TYP requires the token type (RFC 8725 3.11)", async () => {
   const key = pairs.ES256.good.privateKey;
   assert.equal(await outcome("gw-typed", await mintWith(key, "ES256", { header: { typ: "at+jwt" } })), 200);

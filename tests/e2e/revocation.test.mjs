@@ -73,8 +73,9 @@ test("a revoked-ID entry expires with the token (exp + leeway), never sooner tha
   const shortEntry = listed.get(`v1:jti:${claimsOf(short).jti}`);
   assert.ok(shortEntry.expiration >= after + 59 && shortEntry.expiration <= after + 61, `${shortEntry.expiration}`);
 
-  // Without a jti the ID is the base64url SHA-256 of the token: the raw token is never stored.
-  const digest = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(noJti))).toString("base64url");
+  // Without a jti the ID is the base64url SHA-256 of header.payload: the raw token is never stored.
+  const signed = noJti.slice(0, noJti.lastIndexOf("."));
+  const digest = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(signed))).toString("base64url");
   assert.ok(listed.has(`v1:jti:${digest}`));
   for (const [name] of listed) assert.ok(!name.includes(noJti.split(".")[2]), "raw token stored");
   const value = JSON.parse(await h.kv.get(`v1:jti:${digest}`));
@@ -155,6 +156,17 @@ test("password change: on origin 2xx every older token of the user fails, a new 
   await sleepUntilNextSecond();
   const freshWhole = await mint({ sub, claims: { iat: Math.floor(Date.now() / 1000) } }, h.config);
   assert.equal((await status(h.fetch, freshWhole)).status, 200);
+});
+
+test("the password-change route cannot be dodged with a trailing slash or other case", async () => {
+  for (const path of [`${h.config.PASSWORD_CHANGE_PATH}/`, h.config.PASSWORD_CHANGE_PATH.toUpperCase()]) {
+    const sub = freshUser();
+    const token = await mint({ sub }, h.config);
+    const change = await h.fetch(path, { method: "POST", headers: bearer(token) });
+    assert.equal(change.status, 200, path);
+    await change.arrayBuffer();
+    assert.ok(Number(await h.kv.get(`v1:sub:${sub}`)) > 0, `${path}: cut-off recorded`);
+  }
 });
 
 test("password change refused by the origin revokes nothing; GET never revokes", async () => {
