@@ -11,7 +11,7 @@ let h;
 let idp;
 const keys = {};
 
-const SCENARIOS = ["rotate", "down", "hammer", "empty"];
+const SCENARIOS = ["rotate", "down", "hammer", "empty", "hang", "shared-a", "shared-b"];
 
 before(async () => {
   for (const kid of ["k1", "k2", "k3"]) {
@@ -21,7 +21,9 @@ before(async () => {
   idp = await startJwksServer();
   const gateways = {};
   for (const name of SCENARIOS) {
-    gateways[`gw-${name}`] = { JWT_SECRET: undefined, JWT_JWKS_URL: idp.url(`/${name}/jwks.json`) };
+    // shared-a and shared-b are two workers (two isolates) on one key set.
+    const path = name.startsWith("shared") ? "/shared/jwks.json" : `/${name}/jwks.json`;
+    gateways[`gw-${name}`] = { JWT_SECRET: undefined, JWT_JWKS_URL: idp.url(path) };
   }
   h = await startHarness({ gateways });
 });
@@ -86,4 +88,23 @@ test("a flood of unknown kids makes at most one refetch per cooldown", async () 
 test("no keys ever fetched: 503 keys_unavailable, not a bad-token 401", async () => {
   // /empty/jwks.json is never served (404).
   assert.equal(await outcome("empty", "k1"), "503 keys_unavailable");
+});
+
+test("a provider that never answers costs one 5 s timeout, then 503 keys_unavailable", async () => {
+  idp.hang("/hang/jwks.json");
+  const start = Date.now();
+  assert.equal(await outcome("hang", "k1"), "503 keys_unavailable");
+  const waited = Date.now() - start;
+  assert.ok(waited >= 4500 && waited < 15000, `waited ${waited} ms`);
+  // The failure is remembered: the next request does not wait again.
+  const again = Date.now();
+  assert.equal(await outcome("hang", "k1"), "503 keys_unavailable");
+  assert.ok(Date.now() - again < 2000);
+});
+
+test("a second isolate takes the key set from the Cache API, not from the provider", async () => {
+  idp.serve("/shared/jwks.json", [keys.k1.jwk]);
+  assert.equal(await outcome("shared-a", "k1"), 200);
+  assert.equal(await outcome("shared-b", "k1"), 200);
+  assert.equal(idp.fetches("/shared/jwks.json"), 1);
 });

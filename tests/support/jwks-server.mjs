@@ -4,12 +4,14 @@ import http from "node:http";
 
 export async function startJwksServer() {
   const sets = new Map(); // path -> { keys, maxAge }
+  const hanging = new Set(); // paths that never answer
   const fetches = new Map(); // path -> count
   let down = false;
   const server = http.createServer((req, res) => {
     const path = new URL(req.url, "http://idp").pathname;
     fetches.set(path, (fetches.get(path) ?? 0) + 1);
     const set = sets.get(path);
+    if (hanging.has(path)) return; // never answers: the caller's timeout must fire
     if (down || !set) {
       res.writeHead(down ? 503 : 404).end();
       return;
@@ -24,6 +26,10 @@ export async function startJwksServer() {
     serve: (path, keys, maxAge = 600) => sets.set(path, { keys, maxAge }),
     fetches: (path) => fetches.get(path) ?? 0,
     setDown: (value) => (down = value),
-    close: () => new Promise((resolve) => server.close(resolve)),
+    hang: (path) => hanging.add(path),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
   };
 }
