@@ -71,6 +71,27 @@ fn list(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// `http://` to this machine only: `localhost`, `127.0.0.1` or `[::1]`,
+/// with an optional port, and no userinfo (`http://localhost@evil/`).
+fn is_local_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rfind(':') {
+        // A colon after the (bracketed IPv6) host starts the port.
+        Some(at) if at > authority.rfind(']').unwrap_or(0) || !authority.starts_with('[') => {
+            let port = &authority[at + 1..];
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            &authority[..at]
+        }
+        _ => authority,
+    };
+    ["localhost", "127.0.0.1", "[::1]"].contains(&host)
+}
+
 /// One entry of `JWT_ISSUERS`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,13 +230,7 @@ fn provider(
     let jwks_url = setting.jwks_url.map(|u| u.trim().to_owned());
     if let Some(url) = &jwks_url {
         // Keys fetched in clear text could be swapped by anyone on the path.
-        let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"]
-            .iter()
-            .any(|l| {
-                url.strip_prefix(l)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-            });
-        if !url.starts_with("https://") && !local {
+        if !url.starts_with("https://") && !is_local_http(url) {
             return Err(invalid(
                 "JWT_JWKS_URL",
                 "must be an https:// URL (http only for localhost)",
@@ -448,6 +463,30 @@ pub(crate) mod tests {
         let hs_without_secret =
             config_with(&[("JWT_JWKS", EC_JWKS), ("JWT_ALGORITHMS", "ES256,HS256")]);
         assert_eq!(hs_without_secret.unwrap_err().setting, "JWT_ALGORITHMS");
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "http://localhost/j",
+            "http://127.0.0.1:8080/j",
+            "http://[::1]:9/j",
+            "http://[::1]/j",
+            "http://localhost",
+        ] {
+            assert!(is_local_http(ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost:x@idp/j",
+            "http://localhost@idp/j",
+            "http://127.0.0.1.evil/j",
+            "http://idp/j",
+            "https://localhost/j",
+            "http://localhost:/j",
+            "http://[::1]evil/j",
+        ] {
+            assert!(!is_local_http(bad), "{bad}");
+        }
     }
 
     #[test]

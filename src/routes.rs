@@ -59,13 +59,14 @@ pub fn route(
     public_paths: &[PathPattern],
 ) -> Route {
     let loose = loosely(path);
-    match loose.as_str() {
-        LOGOUT_PATH => Route::Logout,
-        LOGOUT_ALL_PATH => Route::LogoutAll,
-        ADMIN_REVOKE_PATH => Route::AdminRevoke,
-        ADMIN_INTROSPECT_PATH => Route::AdminIntrospect,
+    let is = |route: &str| same_route(&loose, &loosely(route));
+    match () {
+        _ if is(LOGOUT_PATH) => Route::Logout,
+        _ if is(LOGOUT_ALL_PATH) => Route::LogoutAll,
+        _ if is(ADMIN_REVOKE_PATH) => Route::AdminRevoke,
+        _ if is(ADMIN_INTROSPECT_PATH) => Route::AdminIntrospect,
         _ if method == "OPTIONS" && is_cors_preflight => Route::Preflight,
-        p if p == loosely(password_change_path) => Route::PasswordChange,
+        _ if is(password_change_path) => Route::PasswordChange,
         // Public paths are matched exactly as sent: loosening would widen them.
         _ if !hides_separators(path)
             && public_paths.iter().any(|pattern| pattern.matches(path)) =>
@@ -88,8 +89,19 @@ fn hides_separators(path: &str) -> bool {
             .any(|encoded| lower.contains(encoded))
 }
 
-/// Lower case, percent-decoded, without trailing slashes: the form in which
-/// gateway routes are compared.
+/// A route also answers with a format suffix on its last segment
+/// (`/auth/password-change.json`), as Rails and others route it.
+fn same_route(loose_path: &str, loose_route: &str) -> bool {
+    match loose_path.strip_prefix(loose_route) {
+        Some("") => true,
+        Some(rest) => rest.starts_with('.') && !rest.contains('/'),
+        None => false,
+    }
+}
+
+/// The form in which gateway routes are compared: lower case,
+/// percent-decoded, runs of `/` merged (nginx, Tomcat), `;params` dropped
+/// (Tomcat, Jetty), no trailing `/`.
 fn loosely(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -110,10 +122,24 @@ fn loosely(path: &str) -> String {
             }
         }
     }
-    while out.len() > 1 && out.last() == Some(&b'/') {
-        out.pop();
+    let mut merged: Vec<u8> = Vec::with_capacity(out.len());
+    let mut in_params = false;
+    for byte in out {
+        match byte {
+            b'/' if merged.last() == Some(&b'/') => in_params = false,
+            b'/' => {
+                in_params = false;
+                merged.push(b'/');
+            }
+            b';' => in_params = true,
+            _ if in_params => {}
+            _ => merged.push(byte),
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    while merged.len() > 1 && merged.last() == Some(&b'/') {
+        merged.pop();
+    }
+    String::from_utf8_lossy(&merged).into_owned()
 }
 
 #[cfg(test)]
@@ -165,6 +191,8 @@ mod tests {
         }
         assert_eq!(r("/AUTH/LOGOUT/"), Route::Logout);
         assert_eq!(r("/auth/password-changes"), Route::Protected);
+        assert_eq!(r("/auth/password-change.json/x"), Route::Protected);
+        assert_eq!(r("/auth/password-change/x"), Route::Protected);
     }
 
     #[test]
