@@ -34,6 +34,7 @@ pub struct Config {
     pub token_cookie_path: String,
     pub token_cookie_domain: Option<String>,
     pub public_paths: Vec<PathPattern>,
+    /// In the loose form gateway routes are compared in (`routes::loosely`).
     pub password_change_path: String,
     pub admin_token: Option<String>,
 }
@@ -396,7 +397,7 @@ impl Config {
                 .map_or_else(|| "/".to_owned(), |p| p.trim().to_owned()),
             token_cookie_domain: get("TOKEN_COOKIE_DOMAIN").map(|d| d.trim().to_owned()),
             public_paths,
-            password_change_path,
+            password_change_path: crate::routes::loosely(&password_change_path),
             admin_token,
         })
     }

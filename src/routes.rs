@@ -48,9 +48,9 @@ pub const ADMIN_INTROSPECT_PATH: &str = "/_admin/introspect";
 
 /// Gateway-owned routes win over `PUBLIC_PATHS`, so a broad public prefix
 /// can never switch off logout or the admin API's authentication. They are
-/// matched loosely (case, trailing `/`, percent-encoding), as an origin
-/// might route them: `POST /Auth/Password-Change/` must not change a
-/// password without the cut-off.
+/// matched loosely ([`loosely`]), as an origin might route them:
+/// `POST /Auth//Password-Change/` must not change a password without the
+/// cut-off. `password_change_path` must already be in loose form.
 pub fn route(
     method: &str,
     path: &str,
@@ -59,7 +59,9 @@ pub fn route(
     public_paths: &[PathPattern],
 ) -> Route {
     let loose = loosely(path);
-    let is = |route: &str| same_route(&loose, &loosely(route));
+    // The constants are already in loose form; the configured path is
+    // loosened once, at configuration time.
+    let is = |route: &str| same_route(&loose, route);
     match () {
         _ if is(LOGOUT_PATH) => Route::Logout,
         _ if is(LOGOUT_ALL_PATH) => Route::LogoutAll,
@@ -102,7 +104,7 @@ fn same_route(loose_path: &str, loose_route: &str) -> bool {
 /// The form in which gateway routes are compared: lower case,
 /// percent-decoded, runs of `/` merged (nginx, Tomcat), `;params` dropped
 /// (Tomcat, Jetty), no trailing `/`.
-fn loosely(path: &str) -> String {
+pub fn loosely(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
