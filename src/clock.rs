@@ -1,21 +1,7 @@
-//! Time, injected so that every rule about `exp`, `nbf`, `iat` and cut-offs
-//! can be tested at an exact instant.
+//! Time. The core never reads a clock: every rule about `exp`, `nbf`, `iat`
+//! and cut-offs takes the instant as a parameter, so tests pin it exactly
+//! and the adapter decides when to read it.
 
 /// Seconds since the Unix epoch, with sub-second precision where the platform
 /// has it (RFC 7519 NumericDate may be fractional).
 pub type NumericDate = f64;
-
-pub trait Clock {
-    fn now(&self) -> NumericDate;
-}
-
-/// A clock that always answers the same instant; for tests and for pinning
-/// one request to one instant.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub NumericDate);
-
-impl Clock for FixedClock {
-    fn now(&self) -> NumericDate {
-        self.0
-    }
-}

@@ -7,12 +7,14 @@ use std::rc::Rc;
 use serde::Deserialize;
 
 use crate::keyring::Provider;
-use crate::keys::{parse_jwks, Algorithm, HmacKeys, KeyMaterial, KeySetSource, KeyType, VerifyKey};
+use crate::keys::{
+    parse_jwks, Algorithm, HmacKeys, KeyMaterial, KeySetSource, KeyType, VerifyKey,
+    MIN_HMAC_KEY_BYTES,
+};
 use crate::routes::PathPattern;
 
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
 pub const DEFAULT_PASSWORD_CHANGE_PATH: &str = "/auth/password-change";
-pub use crate::keys::MIN_HMAC_KEY_BYTES as MIN_HMAC_SECRET_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -302,10 +304,10 @@ impl Config {
         }
 
         let secret = match lookup("JWT_SECRET").filter(|s| !s.is_empty()) {
-            Some(secret) if secret.len() < MIN_HMAC_SECRET_BYTES => {
+            Some(secret) if secret.len() < MIN_HMAC_KEY_BYTES => {
                 return Err(invalid(
                     "JWT_SECRET",
-                    format!("must be at least {MIN_HMAC_SECRET_BYTES} bytes (RFC 7518 3.2)"),
+                    format!("must be at least {MIN_HMAC_KEY_BYTES} bytes (RFC 7518 3.2)"),
                 ))
             }
             Some(secret) => Some(Rc::new(VerifyKey {

@@ -350,10 +350,12 @@ pub trait SignatureVerifier {
     ) -> Result<bool, GateError>;
 }
 
-/// A verifier for builds and tests without public-key support: every
-/// public-key signature is refused.
+/// A verifier for native tests, which have no WebCrypto: every public-key
+/// signature is refused.
+#[cfg(test)]
 pub struct NoPublicKeys;
 
+#[cfg(test)]
 impl SignatureVerifier for NoPublicKeys {
     async fn verify(
         &self,

@@ -1,7 +1,7 @@
 //! Tokengate: JWT verification and revocation at the edge.
 //!
 //! Everything outside [`edge`] is the pure core: it knows nothing of the
-//! `worker` crate, takes its time from an injected [`clock::Clock`] and its
+//! `worker` crate, takes the current instant as a parameter and its
 //! revocation data from an injected [`revocation::RevocationStore`], and runs
 //! under plain `cargo test`. The `edge` module is the thin wasm adapter that
 //! turns a Worker request into core input and the core's answer into a

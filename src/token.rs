@@ -99,7 +99,6 @@ impl Audience {
 
 /// A token taken apart but not yet trusted.
 pub struct Parsed<'a> {
-    pub raw: &'a str,
     pub untrusted: UntrustedToken<'a, ExtraHeader>,
     /// `header.payload`: the bytes the signature covers.
     pub signing_input: &'a str,
@@ -139,7 +138,6 @@ pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
         .split_once('.')
         .ok_or(GateError::TokenMalformed)?;
     Ok(Parsed {
-        raw,
         untrusted,
         signing_input,
         payload_b64,

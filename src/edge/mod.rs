@@ -16,21 +16,17 @@ use worker::web_sys::{Request, Response};
 use worker::{console_error, console_warn, event, Context, Env};
 
 use crate::admin;
-use crate::clock::{Clock, NumericDate};
+use crate::clock::NumericDate;
 use crate::config::{Config, ConfigError};
 use crate::error::{GateError, Reply};
 use crate::gateway::{Decision, Gateway, Incoming};
 use crate::keyring::Keyring;
 use crate::verify::Verification;
 
-/// `Date.now()`. In Workers it only advances across I/O, which is what we
-/// want: one request sees one instant until it waits for something.
-struct WorkerClock;
-
-impl Clock for WorkerClock {
-    fn now(&self) -> NumericDate {
-        js_sys::Date::now() / 1000.0
-    }
+/// `Date.now()` in seconds. In Workers it only advances across I/O, which is
+/// what we want: one request sees one instant until it waits for something.
+fn now() -> NumericDate {
+    js_sys::Date::now() / 1000.0
 }
 
 thread_local! {
@@ -119,7 +115,7 @@ async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
         cors_preflight: head.cors_preflight,
     };
 
-    match gateway.decide(&incoming, WorkerClock.now()).await {
+    match gateway.decide(&incoming, now()).await {
         Decision::Reply(reply) => Ok(Outcome::Reply(reply)),
         Decision::Forward(identity) => http::forward(&req, &head, &config, identity.as_ref())
             .await
@@ -128,7 +124,7 @@ async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
             let response = http::forward(&req, &head, &config, Some(&verified.identity)).await?;
             // Read the clock after the origin answered: the change is done now.
             match gateway
-                .finish_password_change(&verified, response.status(), WorkerClock.now())
+                .finish_password_change(&verified, response.status(), now())
                 .await
             {
                 Ok(()) => Ok(Outcome::Origin(response)),
@@ -144,15 +140,7 @@ async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
         }
         Decision::ReadAdminBody(action) => {
             let body = http::read_body(&req, admin::MAX_BODY_BYTES).await?;
-            let reply = admin::handle(
-                action,
-                &body,
-                &config,
-                &verification,
-                &store,
-                WorkerClock.now(),
-            )
-            .await;
+            let reply = admin::handle(action, &body, &config, &verification, &store, now()).await;
             Ok(Outcome::Reply(reply))
         }
     }
