@@ -24,7 +24,7 @@ pub enum GateError {
     SignatureInvalid,
     /// `exp` is in the past (beyond leeway), or missing.
     TokenExpired,
-    /// `nbf` is in the future (beyond leeway).
+    /// `nbf` or `iat` is in the future (beyond leeway).
     TokenNotYetValid,
     /// `iss` is not one of `JWT_ISSUER`.
     IssuerInvalid,
@@ -111,7 +111,7 @@ impl GateError {
             UnknownKey => "no key is configured for this token",
             SignatureInvalid => "the token's signature does not verify",
             TokenExpired => "the token has expired or has no expiry",
-            TokenNotYetValid => "the token is not valid yet",
+            TokenNotYetValid => "the token is not valid yet, or was issued in the future",
             IssuerInvalid => "the token's issuer is not accepted",
             AudienceInvalid => "the token is not meant for this audience",
             TypeInvalid => "the token's type is not accepted",

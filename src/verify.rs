@@ -179,11 +179,18 @@ pub fn check_claims(
             return Err(GateError::TokenNotYetValid);
         }
     }
+    // A token issued in the future (beyond leeway) is refused whether or not
+    // a maximum age is set: its `iat` would escape every cut-off (a user
+    // cut-off revokes only `iat < C`) and every age limit.
+    if let Some(iat) = claims.iat {
+        if now + leeway < iat {
+            return Err(GateError::TokenNotYetValid);
+        }
+    }
     if let Some(max_age) = config.max_token_age_seconds {
         // Like jose's maxTokenAge: an `iat` is required and may not be
-        // older than the cap, nor in the future.
+        // older than the cap (a future one was refused above).
         match claims.iat {
-            Some(iat) if now + leeway < iat => return Err(GateError::TokenNotYetValid),
             Some(iat) if now - iat <= max_age as f64 + leeway => {}
             _ => return Err(GateError::TokenExpired),
         }
@@ -351,6 +358,50 @@ mod tests {
             at(json!({"exp": exp, "iat": NOW + 60.0})),
             Some(GateError::TokenNotYetValid)
         );
+    }
+
+    #[test]
+    fn iat_in_the_future_is_refused_even_without_a_maximum_age() {
+        let at = |claims: serde_json::Value, pairs: &[(&str, &str)]| {
+            run(
+                &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
+                pairs,
+            )
+            .err()
+        };
+        let exp = NOW + 3600.0;
+        // No JWT_MAX_TOKEN_AGE_SECONDS: a future iat would outlive every
+        // user cut-off (only iat < cut-off is revoked).
+        assert_eq!(
+            at(json!({"exp": exp, "iat": NOW + 1.0}), &[]),
+            Some(GateError::TokenNotYetValid)
+        );
+        assert_eq!(
+            at(json!({"exp": exp, "iat": NOW + 1e9}), &[]),
+            Some(GateError::TokenNotYetValid)
+        );
+        // Inside the leeway, or now, or in the past: fine.
+        assert_eq!(at(json!({"exp": exp, "iat": NOW}), &[]), None);
+        assert_eq!(at(json!({"exp": exp, "iat": NOW - 5.0}), &[]), None);
+        assert_eq!(
+            at(
+                json!({"exp": exp, "iat": NOW + 10.0}),
+                &[("JWT_LEEWAY_SECONDS", "10")]
+            ),
+            None
+        );
+        assert_eq!(
+            at(
+                json!({"exp": exp, "iat": NOW + 10.5}),
+                &[("JWT_LEEWAY_SECONDS", "10")]
+            ),
+            Some(GateError::TokenNotYetValid)
+        );
+        // Without iat there is nothing to check (no maximum age configured).
+        assert_eq!(at(json!({"exp": exp}), &[]), None);
+        assert!(GateError::TokenNotYetValid
+            .description()
+            .contains("issued in the future"));
     }
 
     #[test]
