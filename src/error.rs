@@ -26,6 +26,10 @@ pub enum GateError {
     TokenExpired,
     /// `nbf` or `iat` is in the future (beyond leeway).
     TokenNotYetValid,
+    /// `exp` is further away than a revoked-ID entry can live
+    /// ([`crate::revocation::MAX_ENTRY_SECONDS`]), so a logout could not
+    /// cover the token's whole life.
+    TokenLifetimeTooLong,
     /// `iss` is not one of `JWT_ISSUER`.
     IssuerInvalid,
     /// `aud` contains none of `JWT_AUDIENCE`.
@@ -68,6 +72,7 @@ impl GateError {
             SignatureInvalid => "signature_invalid",
             TokenExpired => "token_expired",
             TokenNotYetValid => "token_not_yet_valid",
+            TokenLifetimeTooLong => "token_lifetime_too_long",
             IssuerInvalid => "issuer_invalid",
             AudienceInvalid => "audience_invalid",
             TypeInvalid => "type_invalid",
@@ -89,8 +94,8 @@ impl GateError {
         match self {
             TokenMissing | TokenMalformed | TokenTooLarge | TokenAmbiguous
             | AlgorithmNotAllowed | UnknownKey | SignatureInvalid | TokenExpired
-            | TokenNotYetValid | IssuerInvalid | AudienceInvalid | TypeInvalid | TokenRevoked
-            | AdminUnauthorized => 401,
+            | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid | AudienceInvalid
+            | TypeInvalid | TokenRevoked | AdminUnauthorized => 401,
             InvalidRequest => 400,
             AdminDisabled => 404,
             MethodNotAllowed => 405,
@@ -112,6 +117,9 @@ impl GateError {
             SignatureInvalid => "the token's signature does not verify",
             TokenExpired => "the token has expired or has no expiry",
             TokenNotYetValid => "the token is not valid yet, or was issued in the future",
+            TokenLifetimeTooLong => {
+                "the token expires further in the future than a revocation can be kept"
+            }
             IssuerInvalid => "the token's issuer is not accepted",
             AudienceInvalid => "the token is not meant for this audience",
             TypeInvalid => "the token's type is not accepted",

@@ -68,7 +68,10 @@ pub struct TokenEntry {
 
 /// Revoked-ID entries live at most this long (ten years): KV refuses
 /// absurd expirations, and a logout must not fail for a token whose `exp`
-/// is in the year 3000.
+/// is in the year 3000. Because an entry cannot outlive this cap, tokens
+/// whose `exp` (+ leeway) lies further ahead are refused outright
+/// (`token_lifetime_too_long`, [`crate::verify::check_claims`]): a logout
+/// could not cover their whole life.
 pub const MAX_ENTRY_SECONDS: u64 = 10 * 365 * 86_400;
 
 /// How long a revoked-ID entry must live: until the token would have expired

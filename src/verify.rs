@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::GateError;
 use crate::keyring::{JwksFetcher, Keyring, Provider};
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier};
+use crate::revocation::MAX_ENTRY_SECONDS;
 use crate::token::{self, Claims, Parsed};
 
 /// Without a `kid`, at most this many keys are tried, so a token cannot make
@@ -173,6 +174,15 @@ pub fn check_claims(
     match claims.exp {
         Some(exp) if now < exp + leeway => {}
         _ => return Err(GateError::TokenExpired),
+    }
+    // A revoked-ID entry lives at most MAX_ENTRY_SECONDS from the logout
+    // (`revocation::token_entry_expiry`). The token is accepted until
+    // exp + leeway, so beyond now + that cap a revoked token would come back
+    // to life once its entry expired: refuse it now instead.
+    if let Some(exp) = claims.exp {
+        if exp + leeway > now + MAX_ENTRY_SECONDS as f64 {
+            return Err(GateError::TokenLifetimeTooLong);
+        }
     }
     if let Some(nbf) = claims.nbf {
         if now + leeway < nbf {
@@ -402,6 +412,49 @@ mod tests {
         assert!(GateError::TokenNotYetValid
             .description()
             .contains("issued in the future"));
+    }
+
+    #[test]
+    fn exp_beyond_what_a_revocation_entry_covers_is_refused() {
+        use crate::revocation::token_entry_expiry;
+        let at = |exp: f64, pairs: &[(&str, &str)]| {
+            run(
+                &mint(
+                    "HS256",
+                    json!({}),
+                    json!({"exp": exp}),
+                    TEST_SECRET.as_bytes(),
+                ),
+                pairs,
+            )
+            .err()
+        };
+        let cap = MAX_ENTRY_SECONDS as f64;
+        assert_eq!(at(NOW + cap, &[]), None, "exactly coverable");
+        assert_eq!(
+            at(NOW + cap + 1.0, &[]),
+            Some(GateError::TokenLifetimeTooLong)
+        );
+        assert_eq!(at(1e15, &[]), Some(GateError::TokenLifetimeTooLong));
+        // The leeway extends the token's life, so it counts against the cap.
+        let leeway = [("JWT_LEEWAY_SECONDS", "60")];
+        assert_eq!(at(NOW + cap - 60.0, &leeway), None);
+        assert_eq!(
+            at(NOW + cap - 59.0, &leeway),
+            Some(GateError::TokenLifetimeTooLong)
+        );
+        // Every accepted token is covered by a revoked-ID entry written now:
+        // the entry is not cut short by the cap.
+        for (exp, leeway) in [(NOW + cap, 0), (NOW + cap - 60.0, 60), (NOW + 0.5, 0)] {
+            assert!(token_entry_expiry(Some(exp), leeway, NOW) as f64 >= exp + leeway as f64);
+        }
+        let reply = GateError::TokenLifetimeTooLong.to_reply();
+        assert_eq!(reply.status, 401);
+        assert!(reply.body.contains(r#""error":"token_lifetime_too_long""#));
+        assert!(reply
+            .header("WWW-Authenticate")
+            .unwrap()
+            .contains(r#"error="invalid_token""#));
     }
 
     #[test]
