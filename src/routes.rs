@@ -49,8 +49,9 @@ pub const ADMIN_INTROSPECT_PATH: &str = "/_admin/introspect";
 /// Gateway-owned routes win over `PUBLIC_PATHS`, so a broad public prefix
 /// can never switch off logout or the admin API's authentication. They are
 /// matched loosely ([`loosely`]), as an origin might route them:
-/// `POST /Auth//Password-Change/` must not change a password without the
-/// cut-off. `password_change_path` must already be in loose form.
+/// `POST /Auth//Password-Change/` or `POST /x/..;/auth/password-change`
+/// must not change a password without the cut-off. `password_change_path`
+/// must already be in loose form.
 pub fn route(
     method: &str,
     path: &str,
@@ -58,10 +59,15 @@ pub fn route(
     password_change_path: &str,
     public_paths: &[PathPattern],
 ) -> Route {
-    let loose = loosely(path);
+    // Two readings of the path, since origins differ on `//` next to `..`
+    // (see `Slashes`); a gateway route matches if either reading reaches it.
+    let readings = [
+        loose_form(path, Slashes::MergeFirst),
+        loose_form(path, Slashes::Keep),
+    ];
     // The constants are already in loose form; the configured path is
     // loosened once, at configuration time.
-    let is = |route: &str| same_route(&loose, route);
+    let is = |route: &str| readings.iter().any(|loose| same_route(loose, route));
     match () {
         _ if is(LOGOUT_PATH) => Route::Logout,
         _ if is(LOGOUT_ALL_PATH) => Route::LogoutAll,
@@ -70,7 +76,7 @@ pub fn route(
         _ if method == "OPTIONS" && is_cors_preflight => Route::Preflight,
         _ if is(password_change_path) => Route::PasswordChange,
         // Public paths are matched exactly as sent: loosening would widen them.
-        _ if !hides_separators(path)
+        _ if !may_resolve_elsewhere(path)
             && public_paths.iter().any(|pattern| pattern.matches(path)) =>
         {
             Route::Public
@@ -79,16 +85,43 @@ pub fn route(
     }
 }
 
-/// An encoded `/`, `\` or `.` may be decoded by the origin into a path
-/// outside the public prefix (`/public/..%2Fadmin`), and Java servers
-/// resolve `/public/..;/admin` to `/admin`; such paths are never public, so
-/// they get verified like any other.
-fn hides_separators(path: &str) -> bool {
+/// Could an origin read this path as a different one than its plain text
+/// says? Such a path is never public, so it gets verified like any other:
+/// an origin may decode or resolve it into a path outside the public prefix.
+/// - a dot segment, raw (`/public/../admin`, if the runtime left it) or
+///   encoded (`%2e`), and encoded separators (`%2f`, `%5c`): Tomcat, Jetty
+///   and nginx resolve `/public/..%2fadmin` to `/admin`;
+/// - `\`, which Windows servers and some frameworks take for `/`;
+/// - `;` (Java path parameters: `/public/..;/admin` is `/admin` there) and
+///   an encoded `;` (`%3b`, in case an origin decodes before stripping);
+/// - an encoded `%` (`%25`): a path decoded twice (a proxy, then the app)
+///   turns `%252e%252e` into `..`, and `%252f` into `/`. Gateway routes are
+///   matched on the fully decoded path ([`loosely`]); a public path is
+///   matched as sent, so refusing `%25` is the only sound answer there,
+///   however many times an origin decodes;
+/// - a `%` that does not start a valid escape (IIS reads `%u002e` as `.`),
+///   and escapes that do not decode to UTF-8 (overlong `%c0%ae` is `.` to
+///   some old decoders).
+fn may_resolve_elsewhere(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    lower.contains(';')
-        || ["%2f", "%5c", "%2e"]
+    if lower.contains([';', '\\'])
+        || ["%2f", "%5c", "%2e", "%3b", "%25"]
             .iter()
             .any(|encoded| lower.contains(encoded))
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+    {
+        return true;
+    }
+    let bytes = path.as_bytes();
+    let escapes_valid = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    !escapes_valid || std::str::from_utf8(&percent_decode(bytes)).is_err()
 }
 
 /// A route also answers with a format suffix on its last segment
@@ -101,47 +134,122 @@ fn same_route(loose_path: &str, loose_route: &str) -> bool {
     }
 }
 
-/// The form in which gateway routes are compared: lower case,
-/// percent-decoded, runs of `/` merged (nginx, Tomcat), `;params` dropped
-/// (Tomcat, Jetty), no trailing `/`.
+/// Origins disagree about `//` next to `..`: nginx (`merge_slashes`),
+/// Tomcat and Go's `path.Clean` merge runs of `/` first, so
+/// `/auth/x//../logout` is `/auth/logout`; a strict RFC 3986 resolver keeps
+/// the empty segment, so `/auth//../logout` is `/auth/logout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slashes {
+    MergeFirst,
+    Keep,
+}
+
+/// The form in which gateway routes are compared: percent-decoded until no
+/// escape is left ([`decode_fully`]: `%2f`, `%5c`, `%2e` become `/`, `\`,
+/// `.`, and so does `%252e`), lower case, `\` read as `/`, runs of `/`
+/// merged (nginx, Tomcat), `;params` dropped from every segment (Tomcat,
+/// Jetty: `..;` is `..`), `.` and `..` segments resolved as RFC 3986
+/// `remove_dot_segments` does, never above the root, and no trailing `/`.
+/// Idempotent: its output has no escape, dot segment, `;`, `\` or `//`
+/// left to normalize.
 pub fn loosely(path: &str) -> String {
-    let bytes = path.as_bytes();
+    loose_form(path, Slashes::MergeFirst)
+}
+
+fn loose_form(path: &str, slashes: Slashes) -> String {
+    let mut bytes = decode_fully(path.as_bytes());
+    for byte in &mut bytes {
+        *byte = match byte.to_ascii_lowercase() {
+            b'\\' => b'/',
+            other => other,
+        };
+    }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    // The path starts with `/`, so the first piece is empty; a path that
+    // does not is read as if it did.
+    for segment in bytes.split(|&b| b == b'/') {
+        let segment = segment.split(|&b| b == b';').next().unwrap_or_default();
+        match segment {
+            b"." => {}
+            // Never above the root: a `..` there is dropped.
+            b".." => {
+                segments.pop();
+            }
+            b"" if slashes == Slashes::MergeFirst || segments.is_empty() => {}
+            _ => segments.push(segment),
+        }
+    }
+    // A trailing `/` (an empty last segment) does not count.
+    while segments.last() == Some(&&b""[..]) {
+        segments.pop();
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    for segment in &segments {
+        out.push(b'/');
+        out.extend_from_slice(segment);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-decodes until no escape is left, in one linear pass, however
+/// often the path was encoded (`%25252e` is `.`).
+///
+/// Why decode to the end rather than once, as a normal origin does: an
+/// origin behind something that decodes too (a proxy, a framework's second
+/// pass) reads `/x/%252e%252e/auth/password-change` as the password change.
+/// Matching a gateway route too eagerly only costs that one origin path (the
+/// gateway answers it, or records a cut-off after a password change, which
+/// fails safe); matching too little lets a password change skip the
+/// cut-off. A fixed number of rounds would leave a deeper encoding open,
+/// and round after round costs quadratic time on a long path; decoding at
+/// the tail of the output costs neither.
+fn decode_fully(bytes: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    for &byte in bytes {
+        out.push(byte);
+        // A decoded byte can complete an escape with the bytes before it
+        // (`%25` then `2e`); each replacement shrinks the output by two, so
+        // the whole loop stays linear.
+        while let [.., b'%', high, low] = out[..] {
+            let Some(decoded) = hex_pair(high, low) else {
+                break;
+            };
+            out.truncate(out.len() - 3);
+            out.push(decoded);
+        }
+    }
+    out
+}
+
+fn hex_pair(high: u8, low: u8) -> Option<u8> {
+    let digit = |b: u8| (b as char).to_digit(16);
+    Some((digit(high)? * 16 + digit(low)?) as u8)
+}
+
+/// One round of percent-decoding; `%` without two hex digits stays as is.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let decoded = (bytes[i] == b'%')
-            .then(|| path.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        let decoded = match bytes.get(i..i + 3) {
+            Some(&[b'%', high, low]) => hex_pair(high, low),
+            _ => None,
+        };
         match decoded {
             Some(byte) => {
-                out.push(byte.to_ascii_lowercase());
+                out.push(byte);
                 i += 3;
             }
             None => {
-                out.push(bytes[i].to_ascii_lowercase());
+                out.push(bytes[i]);
                 i += 1;
             }
         }
     }
-    let mut merged: Vec<u8> = Vec::with_capacity(out.len());
-    let mut in_params = false;
-    for byte in out {
-        match byte {
-            b'/' if merged.last() == Some(&b'/') => in_params = false,
-            b'/' => {
-                in_params = false;
-                merged.push(b'/');
-            }
-            b';' => in_params = true,
-            _ if in_params => {}
-            _ => merged.push(byte),
-        }
-    }
-    while merged.len() > 1 && merged.last() == Some(&b'/') {
-        merged.pop();
-    }
-    String::from_utf8_lossy(&merged).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -195,6 +303,136 @@ mod tests {
         assert_eq!(r("/auth/password-changes"), Route::Protected);
         assert_eq!(r("/auth/password-change.json/x"), Route::Protected);
         assert_eq!(r("/auth/password-change/x"), Route::Protected);
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_reach_gateway_routes() {
+        let everything = vec![PathPattern::parse("/*").unwrap()];
+        let r = |path| route("POST", path, false, "/auth/password-change", &everything);
+        for path in [
+            "/x/..;/auth/password-change",
+            "/x/..%2Fauth/password-change",
+            "/x/..%2fauth/password-change",
+            "/x/..%5Cauth/password-change",
+            "/x/%2e%2e/auth/password-change",
+            "/x/%2E%2E/auth/password-change",
+            "/x/.%2e/auth/password-change",
+            "/x/..\\auth/password-change",
+            "\\auth\\password-change",
+            "/auth/./password-change",
+            "/./auth/password-change",
+            "/../../auth/password-change",
+            "/x/y/../../auth/password-change",
+            "/x;a=b/..;c=d/auth/password-change",
+            "/auth/x//../password-change",
+            "/auth//../auth/password-change",
+            "/auth/password-change/x/..",
+            "/auth/password-change/.",
+            // Decoded twice (a proxy, then the app) this is the route too.
+            "/x/%252e%252e/auth/password-change",
+            "/x/..%252fauth/password-change",
+        ] {
+            assert_eq!(r(path), Route::PasswordChange, "{path}");
+        }
+        assert_eq!(r("/x/.%2e/auth/logout"), Route::Logout);
+        assert_eq!(r("/./auth/logout"), Route::Logout);
+        assert_eq!(r("\\auth\\logout"), Route::Logout);
+        assert_eq!(r("/auth/logout/..%2flogout-all"), Route::LogoutAll);
+        assert_eq!(r("/x/..;/_admin/revoke"), Route::AdminRevoke);
+        assert_eq!(r("/_admin/%2e/introspect"), Route::AdminIntrospect);
+        // A custom password-change path is resolved the same way.
+        let custom = loosely("/Account/Password");
+        assert_eq!(
+            route("POST", "/x/..%2faccount/password", false, &custom, &[]),
+            Route::PasswordChange
+        );
+        // Resolution that leaves the route is not the route.
+        for path in [
+            "/auth/password-change/..",
+            "/auth/password-change/../password-changes",
+            "/auth/x/../../password-change",
+        ] {
+            assert_ne!(r(path), Route::PasswordChange, "{path}");
+            assert_eq!(r(path), Route::Protected, "{path}: never public");
+        }
+    }
+
+    #[test]
+    fn loose_form_resolves_like_remove_dot_segments() {
+        assert_eq!(loosely("/a/b/c/./../../g"), "/a/g");
+        assert_eq!(loosely("/../.."), "/");
+        assert_eq!(loosely("/a/.."), "/");
+        assert_eq!(loosely("/A//B/"), "/a/b");
+        assert_eq!(loosely("/a;x/b;y=1"), "/a/b");
+        assert_eq!(loosely("/a%2fb%5Cc"), "/a/b/c");
+        assert_eq!(loosely("/a/%2e%2E/b"), "/b");
+        assert_eq!(loosely("/%25252e%25252e/b"), "/b", "decoded to the end");
+        assert_eq!(loosely("/x/%2525252e%2525252e/b"), "/b");
+        assert_eq!(loosely("/%%2e%2%35"), "/%.%");
+        assert_eq!(loosely("/100%/%+1/%zz"), "/100%/%+1/%zz");
+        assert_eq!(loose_form("/a//../b", Slashes::Keep), "/a/b");
+        assert_eq!(loose_form("/a//../b", Slashes::MergeFirst), "/b");
+    }
+
+    #[test]
+    fn loose_form_is_idempotent() {
+        for path in [
+            "/auth/password%252Dchange",
+            "/x/%252e%252e/auth/logout",
+            "/a/%2525%32%35%2e/b",
+            "/%%2e%2%35/x",
+            "/A//b;c/./../d%5c%2F/",
+            "/caf%C3%A9/%c0%ae/x",
+            "/..%2f..%2f",
+        ] {
+            let once = loosely(path);
+            assert_eq!(loosely(&once), once, "{path}");
+        }
+        assert_eq!(
+            route(
+                "POST",
+                "/auth/password%252Dchange",
+                false,
+                "/auth/password-change",
+                &[]
+            ),
+            Route::PasswordChange
+        );
+    }
+
+    #[test]
+    fn paths_an_origin_could_resolve_elsewhere_are_never_public() {
+        let r = |path| route("GET", path, false, "/auth/password-change", &public());
+        for path in [
+            "/static/../api",
+            "/static/./app.js",
+            "/static/x/..",
+            "/static/%2e%2e/api",
+            "/static/.%2E/api",
+            "/static/..%2fapi",
+            "/static/..%5capi",
+            "/static/..\\api",
+            "/static\\..\\api",
+            "/static/..;/api",
+            "/static/app.js;jsessionid=1",
+            "/static/..%3b/api",
+            "/static/%252e%252e/api",
+            "/static/..%252fapi",
+            "/static/%u002e%u002e/api",
+            "/static/%c0%ae%c0%ae/api",
+            "/static/%e0%80%ae%e0%80%ae/api",
+            "/static/100%",
+        ] {
+            assert_eq!(r(path), Route::Protected, "{path}");
+        }
+        for path in [
+            "/static/app.js",
+            "/static/a%20b.js",
+            "/static/.well-known",
+            "/static/caf%C3%A9",
+        ] {
+            assert_eq!(r(path), Route::Public, "{path}");
+        }
     }
 
     #[test]
