@@ -250,3 +250,95 @@ fn require_post(method: &str) -> Result<(), GateError> {
         Err(GateError::MethodNotAllowed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{config_with, TEST_SECRET};
+    use crate::keyring::Keyring;
+    use crate::keys::NoPublicKeys;
+    use crate::revocation::MemoryStore;
+    use crate::verify::tests::{mint, NoNetwork};
+    use pollster::block_on;
+    use serde_json::json;
+
+    const NOW: f64 = 1_700_000_000.0;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut pairs = vec![("JWT_SECRET", TEST_SECRET)];
+        pairs.extend_from_slice(extra);
+        config_with(&pairs).unwrap()
+    }
+
+    fn token(claims: serde_json::Value) -> String {
+        mint("HS256", json!({}), claims, TEST_SECRET.as_bytes())
+    }
+
+    fn alice() -> String {
+        token(json!({"sub": "alice", "jti": "t-1", "iat": NOW - 10.0, "exp": NOW + 600.0}))
+    }
+
+    fn request<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> Incoming<'a> {
+        Incoming {
+            method,
+            path,
+            authorization,
+            cookie: None,
+            cors_preflight: false,
+        }
+    }
+
+    fn decide(config: &Config, store: &impl RevocationStore, req: &Incoming<'_>) -> Decision {
+        let keyring = Keyring::default();
+        let verification = Verification {
+            keyring: &keyring,
+            fetcher: &NoNetwork,
+            signatures: &NoPublicKeys,
+        };
+        let gateway = Gateway {
+            config,
+            verification: &verification,
+            store,
+        };
+        block_on(gateway.decide(req, NOW))
+    }
+
+    fn reply(decision: Decision) -> Reply {
+        match decision {
+            Decision::Reply(reply) => reply,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    fn error_code(reply: &Reply) -> String {
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        body["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn a_miscounted_store_answer_refuses_the_request() {
+        use crate::revocation::tests::MiscountingStore;
+        let config = config(&[]);
+        let bearer = format!("Bearer {}", alice());
+        for store in [
+            MiscountingStore(|n| n - 1),
+            MiscountingStore(|n| n + 1),
+            MiscountingStore(|_| 0),
+        ] {
+            for (method, path) in [("GET", "/api"), ("POST", "/auth/logout")] {
+                let reply = reply(decide(
+                    &config,
+                    &store,
+                    &request(method, path, Some(&bearer)),
+                ));
+                assert_eq!(reply.status, 503, "{method} {path}");
+                assert_eq!(error_code(&reply), "revocation_unavailable");
+            }
+        }
+        let healthy = MemoryStore::default();
+        assert!(matches!(
+            decide(&config, &healthy, &request("GET", "/api", Some(&bearer))),
+            Decision::Forward(Some(_))
+        ));
+    }
+}

@@ -28,7 +28,10 @@ pub struct StoreError(pub String);
 /// A key-value store with a batched read, as Workers KV's `get([...])`.
 #[allow(async_fn_in_trait)] // Worker futures are !Send; no Send bound wanted.
 pub trait RevocationStore {
-    /// Reads all `keys` in one round trip; the answer is in the same order.
+    /// Reads all `keys` in one round trip; the answer is in the same order,
+    /// one entry per key. An answer of any other length is treated as a
+    /// store failure ([`check`]: `revocation_unavailable`), never as "not
+    /// revoked"; so is an `Err`. Values that are not text should be an `Err`.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError>;
     /// Writes one key; `expires_at` is an absolute Unix time in seconds.
     async fn put(&self, key: &str, value: &str, expires_at: Option<u64>) -> Result<(), StoreError>;
@@ -139,6 +142,7 @@ pub async fn check(
         .get_many(&keys)
         .await
         .map_err(|_| GateError::RevocationUnavailable)?;
+    // A short answer must not read as "no entry": that would be fail-open.
     if values.len() != keys.len() {
         return Err(GateError::RevocationUnavailable);
     }
@@ -256,7 +260,7 @@ impl RevocationStore for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pollster::block_on;
 
@@ -398,6 +402,43 @@ mod tests {
         assert_eq!(
             block_on(check(&store, "t", &claims("alice", Some(NOW)))),
             Err(GateError::RevocationUnavailable)
+        );
+    }
+
+    /// Answers every read with `answers(keys.len())` empty values.
+    pub(crate) struct MiscountingStore(pub fn(usize) -> usize);
+
+    impl RevocationStore for MiscountingStore {
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+            Ok(vec![None; (self.0)(keys.len())])
+        }
+        async fn put(&self, _: &str, _: &str, _: Option<u64>) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_length_is_a_store_failure() {
+        let with_sub = claims("alice", Some(NOW));
+        let without_sub = Claims {
+            sub: None,
+            ..with_sub.clone()
+        };
+        let miscounts: [fn(usize) -> usize; 4] = [|_| 0, |n| n - 1, |n| n + 1, |n| 2 * n + 3];
+        for (i, miscount) in miscounts.into_iter().enumerate() {
+            for claims in [&with_sub, &without_sub] {
+                assert_eq!(
+                    block_on(check(&MiscountingStore(miscount), "t", claims)),
+                    Err(GateError::RevocationUnavailable),
+                    "miscount {i}, sub {:?}",
+                    claims.sub
+                );
+            }
+        }
+        // The right length with nothing in it is the only "not revoked".
+        assert_eq!(
+            block_on(check(&MiscountingStore(|n| n), "t", &with_sub)),
+            Ok(Status::Active)
         );
     }
 

@@ -239,7 +239,7 @@ fn same_media_type(a: &str, b: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keys::NoPublicKeys;
