@@ -55,6 +55,10 @@ pub enum GateError {
     AdminUnauthorized,
     /// A gateway route got a request it cannot act on (bad JSON, wrong fields).
     InvalidRequest,
+    /// A route that revokes a user's sessions (password change, logout-all)
+    /// got a valid token without `sub`: there is no user to cut off. Same
+    /// code as [`GateError::InvalidRequest`], its own description.
+    SubjectMissing,
     /// A gateway route was called with a method other than POST.
     MethodNotAllowed,
 }
@@ -84,7 +88,7 @@ impl GateError {
             Misconfigured => "misconfigured",
             AdminDisabled => "not_found",
             AdminUnauthorized => "unauthorized",
-            InvalidRequest => "invalid_request",
+            InvalidRequest | SubjectMissing => "invalid_request",
             MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -96,7 +100,7 @@ impl GateError {
             | AlgorithmNotAllowed | UnknownKey | SignatureInvalid | TokenExpired
             | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid | AudienceInvalid
             | TypeInvalid | TokenRevoked | AdminUnauthorized => 401,
-            InvalidRequest => 400,
+            InvalidRequest | SubjectMissing => 400,
             AdminDisabled => 404,
             MethodNotAllowed => 405,
             Misconfigured => 500,
@@ -135,6 +139,9 @@ impl GateError {
             AdminDisabled => "not found",
             AdminUnauthorized => "a valid admin token is required",
             InvalidRequest => "the request body is not what this route accepts",
+            SubjectMissing => {
+                "the token has no sub (subject), so its sessions could not be revoked"
+            }
             MethodNotAllowed => "this route only accepts POST",
         }
     }

@@ -79,10 +79,15 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .authenticate(req, now)
                 .await
                 .map(|v| Decision::Forward(Some(v.identity))),
+            // Refused before the origin sees it when the token has no `sub`:
+            // the password would change with no cut-off to record.
             Route::PasswordChange if changes_state(req.method) => self
                 .authenticate(req, now)
                 .await
-                .map(Decision::ForwardPasswordChange),
+                .and_then(|verified| match verified.identity.subject {
+                    Some(_) => Ok(Decision::ForwardPasswordChange(verified)),
+                    None => Err(GateError::SubjectMissing),
+                }),
             // Showing a password form must not sign anybody out.
             Route::PasswordChange => self
                 .authenticate(req, now)
@@ -172,7 +177,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             .identity
             .subject
             .as_deref()
-            .ok_or(GateError::InvalidRequest)?;
+            .ok_or(GateError::SubjectMissing)?;
         let cut_off = revocation::cut_off_user(
             self.store,
             sub,
@@ -199,7 +204,10 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     /// Second half of a password change, after the origin answered with
     /// `origin_status`. On 2xx the user's cut-off is recorded before the
     /// response goes back; if that fails the client gets
-    /// `sessions_not_revoked` instead of the origin's success.
+    /// `sessions_not_revoked` instead of the origin's success. A token
+    /// without `sub` never gets here through [`Gateway::decide`] (refused
+    /// before forwarding); given one anyway, a 2xx is not passed on as
+    /// success either: `SubjectMissing` (400 `invalid_request`).
     pub async fn finish_password_change(
         &self,
         verified: &Verified,
@@ -210,8 +218,8 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             return Ok(());
         }
         let Some(sub) = verified.identity.subject.as_deref() else {
-            // Nothing to cut off without a subject; the change itself stands.
-            return Ok(());
+            // No user to cut off: the client must not see plain success.
+            return Err(GateError::SubjectMissing);
         };
         revocation::cut_off_user(
             self.store,
@@ -313,6 +321,86 @@ mod tests {
     fn error_code(reply: &Reply) -> String {
         let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         body["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn finish(
+        verified: &Verified,
+        store: &MemoryStore,
+        origin_status: u16,
+    ) -> Result<(), GateError> {
+        let config = config(&[]);
+        let keyring = Keyring::default();
+        let verification = Verification {
+            keyring: &keyring,
+            fetcher: &NoNetwork,
+            signatures: &NoPublicKeys,
+        };
+        let gateway = Gateway {
+            config: &config,
+            verification: &verification,
+            store,
+        };
+        block_on(gateway.finish_password_change(verified, origin_status, NOW + 1.0))
+    }
+
+    #[test]
+    fn password_change_without_sub_is_refused_before_the_origin() {
+        let config = config(&[]);
+        let store = MemoryStore::default();
+        let anonymous = format!(
+            "Bearer {}",
+            token(json!({"jti": "anon", "iat": NOW - 10.0, "exp": NOW + 600.0}))
+        );
+        for method in ["POST", "PUT", "PATCH"] {
+            let req = request(method, "/auth/password-change", Some(&anonymous));
+            let reply = reply(decide(&config, &store, &req));
+            assert_eq!(reply.status, 400, "{method}");
+            assert_eq!(error_code(&reply), "invalid_request");
+            let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            let description = body["error_description"].as_str().unwrap();
+            assert!(description.contains("no sub"), "{description}");
+            assert!(
+                description.contains("could not be revoked"),
+                "{description}"
+            );
+        }
+        // Showing the form revokes nothing, so it needs no sub.
+        let form = request("GET", "/auth/password-change", Some(&anonymous));
+        assert!(matches!(
+            decide(&config, &store, &form),
+            Decision::Forward(Some(_))
+        ));
+        // Logout-all says the same.
+        let all = request("POST", "/auth/logout-all", Some(&anonymous));
+        assert_eq!(
+            reply(decide(&config, &store, &all)),
+            GateError::SubjectMissing.to_reply()
+        );
+        assert_eq!(store.writes.get(), 0);
+    }
+
+    #[test]
+    fn password_change_with_sub_records_the_cut_off_after_a_2xx() {
+        let config = config(&[]);
+        let store = MemoryStore::default();
+        let bearer = format!("Bearer {}", alice());
+        let req = request("POST", "/x/..;/auth/password-change", Some(&bearer));
+        let Decision::ForwardPasswordChange(verified) = decide(&config, &store, &req) else {
+            panic!("a password change is forwarded for its second half");
+        };
+        assert_eq!(finish(&verified, &store, 400), Ok(()));
+        assert!(store.entries.borrow().is_empty());
+        assert_eq!(finish(&verified, &store, 204), Ok(()));
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+        // A sub-less Verified handed over anyway is never plain success.
+        let mut anonymous = verified.clone();
+        anonymous.identity.subject = None;
+        anonymous.claims.sub = None;
+        assert_eq!(
+            finish(&anonymous, &store, 200),
+            Err(GateError::SubjectMissing)
+        );
+        assert_eq!(finish(&anonymous, &store, 500), Ok(()));
     }
 
     #[test]
