@@ -392,6 +392,18 @@ mod tests {
         assert!(store.entries.borrow().is_empty());
         assert_eq!(finish(&verified, &store, 204), Ok(()));
         assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+        // A flaky store: the retries wait for KV's one write per second.
+        let flaky = MemoryStore::default();
+        flaky.failing_writes.set(2);
+        assert_eq!(finish(&verified, &flaky, 200), Ok(()));
+        assert_eq!(*flaky.pauses.borrow(), [1100, 2200]);
+        let down = MemoryStore::default();
+        down.failing_writes.set(3);
+        assert_eq!(
+            finish(&verified, &down, 200),
+            Err(GateError::SessionsNotRevoked)
+        );
+        assert_eq!(*down.pauses.borrow(), [1100, 2200]);
         // A sub-less Verified handed over anyway is never plain success.
         let mut anonymous = verified.clone();
         anonymous.identity.subject = None;

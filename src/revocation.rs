@@ -35,6 +35,10 @@ pub trait RevocationStore {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError>;
     /// Writes one key; `expires_at` is an absolute Unix time in seconds.
     async fn put(&self, key: &str, value: &str, expires_at: Option<u64>) -> Result<(), StoreError>;
+    /// Waits `millis` milliseconds (a timer, not a busy loop) before a write
+    /// is tried again: KV takes one write per second per key, so an
+    /// immediate retry of the same key is likely to fail the same way.
+    async fn pause(&self, millis: u32);
 }
 
 fn bounded(prefix: &str, id: &str) -> String {
@@ -160,10 +164,15 @@ pub async fn check(
     Ok(Status::Active)
 }
 
-/// How many times a write is tried before the failure is reported. KV allows
-/// one write per second per key, and a retry inside one request must stay
-/// well under the Worker's time budget.
-pub const WRITE_ATTEMPTS: usize = 3;
+/// The pauses between the attempts of a write, in milliseconds: try, wait
+/// 1.1 s, try, wait 2.2 s, try. KV allows one write per second per key, so
+/// each retry waits more than a second (with a margin, then backing off).
+/// Bounded: a failing write holds its request for at most 3.3 s of waiting,
+/// which costs no CPU time in a Worker.
+pub const RETRY_PAUSES_MS: [u32; 2] = [1100, 2200];
+
+/// How many times a write is tried before the failure is reported.
+pub const WRITE_ATTEMPTS: usize = RETRY_PAUSES_MS.len() + 1;
 
 async fn put_with_retry(
     store: &impl RevocationStore,
@@ -172,7 +181,10 @@ async fn put_with_retry(
     expires_at: Option<u64>,
 ) -> Result<(), GateError> {
     // The store logs each failure itself; the caller only needs the outcome.
-    for _ in 0..WRITE_ATTEMPTS {
+    for attempt in 0..WRITE_ATTEMPTS {
+        if let Some(millis) = attempt.checked_sub(1).map(|i| RETRY_PAUSES_MS[i]) {
+            store.pause(millis).await;
+        }
         if store.put(key, value, expires_at).await.is_ok() {
             return Ok(());
         }
@@ -222,7 +234,7 @@ pub async fn cut_off_user(
 }
 
 /// An in-memory store for tests and for the native benchmarks. It counts
-/// round trips and can be told to fail.
+/// round trips, can be told to fail, and records pauses instead of sleeping.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub entries: std::cell::RefCell<std::collections::HashMap<String, (String, Option<u64>)>>,
@@ -231,6 +243,8 @@ pub struct MemoryStore {
     pub fail_reads: std::cell::Cell<bool>,
     /// Number of upcoming writes that fail.
     pub failing_writes: std::cell::Cell<usize>,
+    /// Every [`RevocationStore::pause`] asked for, in milliseconds, in order.
+    pub pauses: std::cell::RefCell<Vec<u32>>,
 }
 
 impl RevocationStore for MemoryStore {
@@ -256,6 +270,10 @@ impl RevocationStore for MemoryStore {
             .borrow_mut()
             .insert(key.to_owned(), (value.to_owned(), expires_at));
         Ok(())
+    }
+
+    async fn pause(&self, millis: u32) {
+        self.pauses.borrow_mut().push(millis);
     }
 }
 
@@ -415,6 +433,7 @@ pub(crate) mod tests {
         async fn put(&self, _: &str, _: &str, _: Option<u64>) -> Result<(), StoreError> {
             Ok(())
         }
+        async fn pause(&self, _: u32) {}
     }
 
     #[test]
@@ -464,6 +483,49 @@ pub(crate) mod tests {
         );
         assert_eq!(store.writes.get(), WRITE_ATTEMPTS);
         assert!(store.entries.borrow().is_empty());
+    }
+
+    #[test]
+    fn write_retries_are_spaced_by_more_than_a_second() {
+        assert!(RETRY_PAUSES_MS.iter().all(|&ms| ms >= 1000));
+        let revoke = |store: &MemoryStore| {
+            block_on(revoke_token(
+                store,
+                "t",
+                Some(NOW + 60.0),
+                0,
+                RevokedBy::Logout,
+                NOW,
+            ))
+        };
+        let cut_off = |store: &MemoryStore| block_on(cut_off_user(store, "alice", NOW, None, 0));
+        for failures in 0..=WRITE_ATTEMPTS {
+            for which in ["revoke_token", "cut_off_user"] {
+                let store = MemoryStore::default();
+                store.failing_writes.set(failures);
+                let ok = match which {
+                    "revoke_token" => revoke(&store).is_ok(),
+                    _ => cut_off(&store).is_ok(),
+                };
+                assert_eq!(
+                    ok,
+                    failures < WRITE_ATTEMPTS,
+                    "{which}, {failures} failures"
+                );
+                // One pause before each retry, none after the last failure.
+                let retries = failures.min(WRITE_ATTEMPTS - 1);
+                assert_eq!(
+                    *store.pauses.borrow(),
+                    RETRY_PAUSES_MS[..retries],
+                    "{which}, {failures} failures"
+                );
+                assert_eq!(store.writes.get(), (failures + 1).min(WRITE_ATTEMPTS));
+            }
+        }
+        let store = MemoryStore::default();
+        store.failing_writes.set(2);
+        assert!(cut_off(&store).is_ok());
+        assert_eq!(*store.pauses.borrow(), [1100, 2200]);
     }
 
     #[test]
