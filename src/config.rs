@@ -39,6 +39,10 @@ pub struct Config {
     /// In the loose form gateway routes are compared in (`routes::loosely`).
     pub password_change_path: String,
     pub admin_token: Option<String>,
+    /// `CORS_ALLOWED_ORIGINS`: exact origins (`scheme://host[:port]`, lower
+    /// case) whose browsers may call `POST /auth/logout` and
+    /// `/auth/logout-all` cross-origin, with credentials. Empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Which setting is wrong and why, without its value.
@@ -93,6 +97,47 @@ fn is_local_http(url: &str) -> bool {
         _ => authority,
     };
     ["localhost", "127.0.0.1", "[::1]"].contains(&host)
+}
+
+/// `scheme://host[:port]`, nothing else: the form of an `Origin` header
+/// (RFC 6454 7). No userinfo, path (not even `/`), query or fragment; the
+/// host a name, an IPv4 address or a bracketed IPv6 address; the port 1 to
+/// 65535. Case is not checked here (origins are compared in lower case).
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let (host, port) = match authority.rsplit_once(':') {
+        // A colon inside brackets belongs to an IPv6 host, not a port.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']').is_some_and(|v6| {
+            v6.contains(':')
+                && v6
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || ":.".contains(c))
+        }),
+        None => {
+            !host.is_empty()
+                && !host.starts_with(['.', '-'])
+                && !host.ends_with('.')
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+        }
+    };
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len())
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
+    });
+    scheme_ok && host_ok && port_ok
 }
 
 /// One entry of `JWT_ISSUERS`.
@@ -381,6 +426,28 @@ impl Config {
             return Err(invalid("PASSWORD_CHANGE_PATH", "must start with '/'"));
         }
 
+        let mut cors_allowed_origins: Vec<String> = Vec::new();
+        for origin in list(get("CORS_ALLOWED_ORIGINS").as_deref()) {
+            if origin == "*" {
+                return Err(invalid(
+                    "CORS_ALLOWED_ORIGINS",
+                    "cannot be *: the logout routes allow credentials, so list each origin",
+                ));
+            }
+            // `null` is what sandboxed iframes and file: pages send: anyone
+            // can produce it, so it cannot be trusted with credentials.
+            if origin.eq_ignore_ascii_case("null") || !is_origin(&origin) {
+                return Err(invalid(
+                    "CORS_ALLOWED_ORIGINS",
+                    "each entry must be an origin, scheme://host[:port], without a path",
+                ));
+            }
+            let origin = origin.to_ascii_lowercase();
+            if !cors_allowed_origins.contains(&origin) {
+                cors_allowed_origins.push(origin);
+            }
+        }
+
         let admin_token = lookup("ADMIN_TOKEN").filter(|t| !t.is_empty());
         if matches!(&admin_token, Some(t) if t.len() < 16) {
             return Err(invalid("ADMIN_TOKEN", "must be at least 16 characters"));
@@ -401,7 +468,18 @@ impl Config {
             public_paths,
             password_change_path: crate::routes::loosely(&password_change_path),
             admin_token,
+            cors_allowed_origins,
         })
+    }
+
+    /// The request's `Origin` when it is one of `CORS_ALLOWED_ORIGINS`
+    /// (compared in lower case), as sent, for `Access-Control-Allow-Origin`.
+    pub fn allowed_cors_origin<'o>(&self, origin: Option<&'o str>) -> Option<&'o str> {
+        let origin = origin?.trim();
+        self.cors_allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+            .then_some(origin)
     }
 }
 
@@ -538,6 +616,70 @@ pub(crate) mod tests {
             r#"[{"issuer":"x","jwks_url":"https://x"},{"issuer":"x","jwks_url":"https://y"}]"#,
         )]);
         assert_eq!(duplicate.unwrap_err().setting, "JWT_ISSUERS");
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        let config = config_with(&[
+            ("JWT_SECRET", TEST_SECRET),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                " https://App.Example , http://localhost:5173,https://app.example,https://[::1]:8443",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.cors_allowed_origins,
+            [
+                "https://app.example",
+                "http://localhost:5173",
+                "https://[::1]:8443"
+            ]
+        );
+        assert_eq!(
+            config.allowed_cors_origin(Some("HTTPS://APP.EXAMPLE")),
+            Some("HTTPS://APP.EXAMPLE")
+        );
+        assert_eq!(
+            config.allowed_cors_origin(Some("https://app.example:443")),
+            None
+        );
+        assert_eq!(
+            config.allowed_cors_origin(Some("https://app.example.evil")),
+            None
+        );
+        assert_eq!(config.allowed_cors_origin(Some("null")), None);
+        assert_eq!(config.allowed_cors_origin(None), None);
+        let unset = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
+        assert!(unset.cors_allowed_origins.is_empty());
+        assert_eq!(unset.allowed_cors_origin(Some("https://app.example")), None);
+
+        for bad in [
+            "*",
+            "null",
+            "https://app.example/",
+            "https://app.example/path",
+            "https://app.example?x",
+            "https://app.example#x",
+            "https://user@app.example",
+            "app.example",
+            "//app.example",
+            "https://",
+            "https://:443",
+            "https://app.example:",
+            "https://app.example:0",
+            "https://app.example:65536",
+            "https://app.example:x",
+            "https://*.example",
+            "https://app.example, *",
+            "1https://app.example",
+            "https://[::1",
+            "https://[evil]",
+        ] {
+            let err = config_with(&[("JWT_SECRET", TEST_SECRET), ("CORS_ALLOWED_ORIGINS", bad)])
+                .unwrap_err();
+            assert_eq!(err.setting, "CORS_ALLOWED_ORIGINS", "{bad}");
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Incoming<'a> {
     pub cookie: Option<&'a str>,
     /// `OPTIONS` carrying `Access-Control-Request-Method`.
     pub cors_preflight: bool,
+    /// The request's `Origin` header, if any (CORS for the logout routes).
+    pub origin: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -73,6 +75,17 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             &config.password_change_path,
             &config.public_paths,
         );
+        // CORS, only for the logout routes and only for a listed origin; an
+        // unlisted one gets no Access-Control-* header at all.
+        let cors_origin = match route {
+            Route::Logout | Route::LogoutAll => config.allowed_cors_origin(req.origin),
+            _ => None,
+        };
+        if let Some(origin) = cors_origin {
+            if req.method == "OPTIONS" && req.cors_preflight {
+                return Decision::Reply(cors_preflight_reply(origin));
+            }
+        }
         let result = match route {
             Route::Preflight | Route::Public => Ok(Decision::Forward(None)),
             Route::Protected => self
@@ -105,7 +118,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                     .map(|()| Decision::ReadAdminBody(action))
             }
         };
-        result.unwrap_or_else(|e| Decision::Reply(e.to_reply()))
+        let mut decision = result.unwrap_or_else(|e| Decision::Reply(e.to_reply()));
+        if let (Some(origin), Decision::Reply(reply)) = (cors_origin, &mut decision) {
+            // Success and error replies alike, so a browser can read why.
+            reply.headers.extend(cors_headers(origin));
+        }
+        decision
     }
 
     /// A valid token that is not revoked, or why not.
@@ -247,6 +265,35 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     }
 }
 
+/// What a reply of a logout route carries for a listed origin.
+fn cors_headers(origin: &str) -> [(String, String); 3] {
+    [
+        ("Access-Control-Allow-Origin".into(), origin.into()),
+        ("Access-Control-Allow-Credentials".into(), "true".into()),
+        ("Vary".into(), "Origin".into()),
+    ]
+}
+
+/// The gateway's own answer to a preflight for a logout route from a
+/// listed origin: POST with the token in `Authorization` (or the cookie,
+/// hence credentials), cached by the browser for ten minutes.
+fn cors_preflight_reply(origin: &str) -> Reply {
+    let mut headers: Vec<(String, String)> = cors_headers(origin).into();
+    headers.extend([
+        ("Access-Control-Allow-Methods".into(), "POST".into()),
+        (
+            "Access-Control-Allow-Headers".into(),
+            "Authorization, Content-Type".into(),
+        ),
+        ("Access-Control-Max-Age".into(), "600".into()),
+    ]);
+    Reply {
+        status: 204,
+        headers,
+        body: String::new(),
+    }
+}
+
 fn changes_state(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH")
 }
@@ -293,6 +340,7 @@ mod tests {
             authorization,
             cookie: None,
             cors_preflight: false,
+            origin: None,
         }
     }
 
@@ -413,6 +461,170 @@ mod tests {
             Err(GateError::SubjectMissing)
         );
         assert_eq!(finish(&anonymous, &store, 500), Ok(()));
+    }
+
+    const APP: &str = "https://app.example";
+
+    fn cors_config() -> Config {
+        config(&[
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://app.example, http://localhost:5173",
+            ),
+            ("ADMIN_TOKEN", "an-admin-token-long-enough"),
+        ])
+    }
+
+    fn preflight<'a>(path: &'a str, origin: Option<&'a str>) -> Incoming<'a> {
+        Incoming {
+            cors_preflight: true,
+            origin,
+            ..request("OPTIONS", path, None)
+        }
+    }
+
+    fn access_control(reply: &Reply) -> Vec<(String, String)> {
+        reply
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("access-control-"))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn listed_origins_get_the_logout_routes_preflight_answered() {
+        let config = cors_config();
+        let store = MemoryStore::default();
+        for path in ["/auth/logout", "/auth/logout-all", "/Auth/Logout/"] {
+            for origin in [APP, "HTTPS://APP.EXAMPLE", "http://localhost:5173"] {
+                let reply = reply(decide(&config, &store, &preflight(path, Some(origin))));
+                assert_eq!(reply.status, 204, "{path} {origin}");
+                assert_eq!(reply.body, "");
+                for (name, value) in [
+                    ("Access-Control-Allow-Origin", origin),
+                    ("Access-Control-Allow-Methods", "POST"),
+                    (
+                        "Access-Control-Allow-Headers",
+                        "Authorization, Content-Type",
+                    ),
+                    ("Access-Control-Allow-Credentials", "true"),
+                    ("Access-Control-Max-Age", "600"),
+                    ("Vary", "Origin"),
+                ] {
+                    assert_eq!(reply.header(name), Some(value), "{path} {origin} {name}");
+                }
+            }
+        }
+        assert_eq!(store.reads.get() + store.writes.get(), 0);
+    }
+
+    #[test]
+    fn unlisted_origins_get_no_cors_headers() {
+        let store = MemoryStore::default();
+        for config in [cors_config(), config(&[])] {
+            for origin in [
+                None,
+                Some("https://evil.example"),
+                Some("https://app.example.evil"),
+                Some("null"),
+                Some("*"),
+            ] {
+                let req = preflight("/auth/logout", origin);
+                let answer = reply(decide(&config, &store, &req));
+                // As before CORS: the route takes POST only.
+                assert_eq!(answer, GateError::MethodNotAllowed.to_reply(), "{origin:?}");
+                let post = Incoming {
+                    origin,
+                    ..request("POST", "/auth/logout-all", None)
+                };
+                let answer = reply(decide(&config, &store, &post));
+                assert_eq!(answer.status, 401);
+                assert!(access_control(&answer).is_empty(), "{origin:?}");
+                assert_eq!(answer.header("Vary"), None);
+            }
+        }
+        // Without the setting a listed-looking origin is just unlisted.
+        let answer = reply(decide(
+            &config(&[]),
+            &store,
+            &preflight("/auth/logout", Some(APP)),
+        ));
+        assert_eq!(answer, GateError::MethodNotAllowed.to_reply());
+    }
+
+    #[test]
+    fn logout_replies_to_a_listed_origin_carry_cors_headers() {
+        let config = cors_config();
+        let store = MemoryStore::default();
+        let bearer = format!("Bearer {}", alice());
+        let expect_cors = |reply: &Reply| {
+            assert_eq!(reply.header("Access-Control-Allow-Origin"), Some(APP));
+            assert_eq!(
+                reply.header("Access-Control-Allow-Credentials"),
+                Some("true")
+            );
+            assert_eq!(reply.header("Vary"), Some("Origin"));
+            assert_eq!(access_control(reply).len(), 2, "{:?}", reply.headers);
+        };
+        let post = |path, authorization| Incoming {
+            origin: Some(APP),
+            ..request("POST", path, authorization)
+        };
+        let ok = reply(decide(
+            &config,
+            &store,
+            &post("/auth/logout", Some(&bearer)),
+        ));
+        assert_eq!(ok.status, 200);
+        expect_cors(&ok);
+        // Errors too: revoked, no token, wrong method.
+        let revoked = reply(decide(
+            &config,
+            &store,
+            &post("/auth/logout-all", Some(&bearer)),
+        ));
+        assert_eq!(error_code(&revoked), "token_revoked");
+        expect_cors(&revoked);
+        let missing = reply(decide(&config, &store, &post("/auth/logout-all", None)));
+        assert_eq!(error_code(&missing), "token_missing");
+        expect_cors(&missing);
+        let get = Incoming {
+            origin: Some(APP),
+            ..request("GET", "/auth/logout", None)
+        };
+        let wrong_method = reply(decide(&config, &store, &get));
+        assert_eq!(wrong_method.status, 405);
+        expect_cors(&wrong_method);
+    }
+
+    #[test]
+    fn admin_and_other_routes_never_get_cors_from_the_gateway() {
+        let config = cors_config();
+        let store = MemoryStore::default();
+        for path in ["/_admin/revoke", "/_admin/introspect"] {
+            let answer = reply(decide(&config, &store, &preflight(path, Some(APP))));
+            assert_eq!(answer.status, 405, "{path}");
+            assert!(access_control(&answer).is_empty(), "{path}");
+            assert_eq!(answer.header("Vary"), None);
+            let post = Incoming {
+                origin: Some(APP),
+                ..request("POST", path, Some("Bearer wrong"))
+            };
+            let answer = reply(decide(&config, &store, &post));
+            assert_eq!(answer.status, 401, "{path}");
+            assert!(access_control(&answer).is_empty(), "{path}");
+        }
+        // Preflights elsewhere still go to the origin, which answers them.
+        for path in ["/api", "/auth/password-change"] {
+            assert!(
+                matches!(
+                    decide(&config, &store, &preflight(path, Some(APP))),
+                    Decision::Forward(None)
+                ),
+                "{path}"
+            );
+        }
     }
 
     #[test]
