@@ -1,45 +1,73 @@
 #!/usr/bin/env bash
-# Hermetic release build: every tool comes from crates.io or npm at a pinned
-# version; worker-build is told where each one is, so it downloads nothing.
+# Hermetic release build: build/index.js (js/worker.mjs, the wasm-bindgen
+# glue and js/host.mjs, bundled) and build/index_bg.wasm. Every tool comes
+# from crates.io or npm at a pinned version and nothing is downloaded from
+# anywhere else. worker-build is not used: what it did (wasm-bindgen, a JS
+# entry, esbuild, wasm-opt) is the four steps below, and not compiling it
+# saves about six minutes on every fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 
-WORKER_BUILD_VERSION=0.8.7
+say() { printf 'build: %s\n' "$*" >&2; }
+
 # wasm-bindgen-cli must match the wasm-bindgen library in Cargo.lock exactly.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
-
-# Tools live in cargo's install root (~/.cargo unless CARGO_INSTALL_ROOT says
-# otherwise) and are installed only when the exact version is not there.
+# It lives in cargo's install root (~/.cargo unless CARGO_INSTALL_ROOT says
+# otherwise) and is installed only when that exact version is not there.
 TOOLS_ROOT="${CARGO_INSTALL_ROOT:-$HOME/.cargo}"
-ensure_cargo_tool() {
-  local crate=$1 version=$2 binary=$3
-  if [ "$("$TOOLS_ROOT/bin/$binary" --version 2>/dev/null | awk '{ print $NF }')" = "$version" ]; then
-    return
+WASM_BINDGEN="$TOOLS_ROOT/bin/wasm-bindgen"
+if [ "$("$WASM_BINDGEN" --version 2>/dev/null | awk '{ print $NF }')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "compiling wasm-bindgen-cli $WASM_BINDGEN_VERSION from crates.io into $TOOLS_ROOT/bin"
+  say "(once per machine; about 3 minutes on 2 cores, with no output until it is done)"
+  log=$(mktemp)
+  # --locked pins the tool's own dependencies. When the registry no longer
+  # has one of them (it happens: yanked crates), cargo refuses; the second
+  # attempt takes the newest compatible ones. The first refusal is expected
+  # and is not shown; a failure of the second is.
+  if ! cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --root "$TOOLS_ROOT" --locked --quiet >"$log" 2>&1; then
+    say "its locked dependency set is not all on the registry; using current compatible versions"
+    cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --root "$TOOLS_ROOT" --quiet
   fi
-  echo "build: installing $crate $version (once per machine, several minutes)" >&2
-  # --locked pins the tool's own dependencies; if the registry no longer has
-  # one of them (a yanked crate), fall back to the newest compatible ones.
-  cargo install "$crate" --version "=$version" --root "$TOOLS_ROOT" --locked --quiet \
-    || cargo install "$crate" --version "=$version" --root "$TOOLS_ROOT" --quiet
-}
-
-export PATH="$HOME/.cargo/bin:$PATH"
+  rm -f "$log"
+  say "wasm-bindgen-cli $WASM_BINDGEN_VERSION installed"
+fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-ensure_cargo_tool worker-build "$WORKER_BUILD_VERSION" worker-build
-ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 [ -x node_modules/.bin/esbuild ] && [ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund
 
-export WASM_BINDGEN_BIN="$TOOLS_ROOT/bin/wasm-bindgen"
-export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
-# BUILD_FEATURES=bench builds the benchmark worker (scripts/bench.mjs) instead.
-"$TOOLS_ROOT/bin/worker-build" --release ${BUILD_FEATURES:+--features "$BUILD_FEATURES"}
+stage=build/.stage
+mkdir -p "$stage"
 
-# worker-build keeps the wasm "names" section (wasm-opt --debuginfo), ~70 KB
-# that only make stack traces readable; drop it. `strip = true` in Cargo.toml
-# would instead drop the target_features section wasm-bindgen reads.
-wasm="build/index_bg.wasm"
-node_modules/.bin/wasm-opt "$wasm" -o "$wasm" --strip-debug --strip-producers \
-  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
-  --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
-echo "build: $wasm $(wc -c < "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip"
+# 1. The core and the adapter, compiled to wasm.
+cargo build --lib --release --target wasm32-unknown-unknown --quiet
+raw=target/wasm32-unknown-unknown/release/tokengate.wasm
+
+# 2. JS glue for the wasm exports and imports (js/host.mjs is copied in as a
+#    snippet). --experimental-reset-state-function lets js/worker.mjs start
+#    a fresh instance if the wasm ever traps.
+rm -rf "$stage/snippets"
+"$WASM_BINDGEN" "$raw" --out-dir "$stage" --out-name index --target web --no-typescript \
+  --experimental-reset-state-function
+
+# 3. Size: wasm-opt, then drop names and producers (stack-trace sugar). It
+#    takes ~10 s, so it runs only when the wasm-bindgen output changed.
+digest=$(sha256sum "$stage/index_bg.wasm" | cut -d' ' -f1)
+if [ "$(cat "$stage/optimized-from" 2>/dev/null)" != "$digest" ] || [ ! -f build/index_bg.wasm ]; then
+  node_modules/.bin/wasm-opt "$stage/index_bg.wasm" -o build/index_bg.wasm -Oz \
+    --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+    --enable-bulk-memory --enable-multivalue --enable-reference-types
+  echo "$digest" > "$stage/optimized-from"
+fi
+
+# 4. One ES module: the entry, the glue and js/host.mjs. The wasm stays a
+#    separate module that the runtime compiles ("CompiledWasm").
+#    The entry imports js/host.mjs at the place wasm-bindgen copied it to,
+#    so that the bundle holds one copy of it.
+host=$(cd "$stage" && find snippets -name host.mjs)
+sed "s#\"./snippets/host.mjs\"#\"./$host\"#" js/worker.mjs > "$stage/entry.mjs"
+node_modules/.bin/esbuild "$stage/entry.mjs" --bundle --format=esm --minify \
+  --external:./index_bg.wasm --outfile=build/index.js --log-level=warning
+
+wasm=build/index_bg.wasm
+say "$wasm $(wc -c < "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip; build/index.js $(wc -c < build/index.js) bytes"

@@ -1,29 +1,31 @@
-//! Fetching remote JWKS: from the colo's Cache API when a fresh copy is
-//! there (so a new isolate does not go to the provider), else from the
-//! provider with a timeout; the answer is stored back in the Cache API for
-//! the time the provider allows, within our bounds.
+//! Fetching remote JWKS: from the colo's Cache API when a fresh, authentic
+//! copy is there (so a new isolate does not go to the provider), else from
+//! the provider with a timeout; the answer is stored back in the Cache API
+//! for the time the provider allows, within our bounds.
+//!
+//! Other Workers on the same zone can read and write the same Cache API, so
+//! a copy is shared only when `JWKS_CACHE_KEY` is set, and it carries an
+//! HMAC-SHA256 over URL, expiry and body under that key: a planted or edited
+//! copy fails the check and is ignored. Without the key every isolate keeps
+//! its own copy (still cached for the provider's `max-age`).
 
-use js_sys::Promise;
-use wasm_bindgen::{prelude::wasm_bindgen, JsCast, JsValue};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use js_sys::Array;
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
 use wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{AbortSignal, Request, RequestInit, Response};
-use worker::{Cache, Headers};
 
+use super::{host, kv::describe};
 use crate::keyring::{
     Fetched, JwksFetcher, DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, MIN_CACHE_SECONDS,
 };
+use crate::keys::{Algorithm, HmacKeys};
 
 pub const FETCH_TIMEOUT_MS: u32 = 5_000;
-/// Our own header on Cache API copies: when the copy stops being fresh.
-const EXPIRES_HEADER: &str = "x-tokengate-expires";
-/// Key sets larger than this are refused (a JWKS is a few KB).
-const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = fetch, catch)]
-    fn global_fetch(request: &Request) -> Result<Promise, JsValue>;
-}
+/// Our own header on Cache API copies: `<expiry>.<hmac>`.
+const SEAL_HEADER: &str = "x-tokengate-seal";
+/// Key sets larger than this are refused, fetched or cached (a JWKS is a few KB).
+const MAX_JWKS_BYTES: u32 = 256 * 1024;
 
 /// `max-age` from a `Cache-Control` header; `no-store`/`no-cache` count as
 /// the minimum, since we must cache for a while anyway to stay usable.
@@ -38,18 +40,39 @@ pub fn max_age(cache_control: Option<&str>) -> Option<u64> {
         .find_map(|v| v.trim().parse::<u64>().ok())
 }
 
-pub struct EdgeFetcher;
+pub struct EdgeFetcher {
+    /// `JWKS_CACHE_KEY`: sharing through the Cache API is on only with it.
+    pub seal_key: Option<Vec<u8>>,
+}
 
 fn now_seconds() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
+fn sealed_message(url: &str, expires: u64, body: &str) -> String {
+    format!("{url}\n{expires}\n{body}")
+}
+
 impl EdgeFetcher {
-    async fn cached(&self, url: &str) -> Option<Fetched> {
-        let mut cached = Cache::default().get(url, false).await.ok()??;
-        let expires: u64 = cached.headers().get(EXPIRES_HEADER).ok()??.parse().ok()?;
+    async fn cached(&self, url: &str, key: &[u8]) -> Option<Fetched> {
+        let promise = host::cache_read(url, SEAL_HEADER, MAX_JWKS_BYTES).ok()?;
+        let found = JsFuture::from(promise).await.ok()?;
+        if found.is_null() {
+            return None;
+        }
+        let found = Array::from(&found);
+        let (seal, body) = (found.get(0).as_string()?, found.get(1).as_string()?);
+        let (expires, mac) = seal.split_once('.')?;
+        let expires: u64 = expires.parse().ok()?;
+        let mac = Base64UrlUnpadded::decode_vec(mac).ok()?;
+        let message = sealed_message(url, expires, &body);
+        if !HmacKeys::new(key).verify(Algorithm::Hs256, message.as_bytes(), &mac) {
+            host::warn(&format!(
+                "ignored a Cache API copy of {url} with a bad seal"
+            ));
+            return None;
+        }
         let remaining = expires.checked_sub(now_seconds()).filter(|r| *r > 0)?;
-        let body = cached.text().await.ok()?;
         Some(Fetched {
             body,
             max_age: Some(remaining),
@@ -57,68 +80,56 @@ impl EdgeFetcher {
     }
 
     async fn fetch_from_provider(&self, url: &str) -> Result<Fetched, String> {
-        let init = RequestInit::new();
-        init.set_signal(Some(&AbortSignal::timeout_with_u32(FETCH_TIMEOUT_MS)));
-        let request =
-            Request::new_with_str_and_init(url, &init).map_err(|_| "bad JWKS URL".to_owned())?;
-        request
-            .headers()
-            .set("accept", "application/jwk-set+json, application/json")
-            .map_err(|_| "bad header".to_owned())?;
-        let promise = global_fetch(&request).map_err(|e| format!("fetch failed: {e:?}"))?;
-        let response: Response = JsFuture::from(promise)
+        let promise = host::fetch_text(url, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES)
+            .map_err(|e| format!("fetch failed: {}", describe(&e)))?;
+        let answer = JsFuture::from(promise)
             .await
-            .map_err(|e| format!("fetch failed or timed out: {e:?}"))?
-            .unchecked_into();
-        if response.status() != 200 {
-            return Err(format!("HTTP {}", response.status()));
+            .map_err(|e| format!("fetch failed or timed out: {}", describe(&e)))?;
+        let answer = Array::from(&answer);
+        let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
+        if status != 200 {
+            return Err(format!("HTTP {status}"));
         }
-        let cache_control = response.headers().get("cache-control").ok().flatten();
-        let text = response.text().map_err(|_| "unreadable body".to_owned())?;
-        let body = JsFuture::from(text)
-            .await
-            .ok()
-            .and_then(|t| t.as_string())
-            .ok_or_else(|| "unreadable body".to_owned())?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err("key set too large".into());
-        }
+        let body = answer.get(2).as_string().ok_or("unreadable body")?;
         Ok(Fetched {
             body,
-            max_age: max_age(cache_control.as_deref()),
+            max_age: max_age(answer.get(1).as_string().as_deref()),
         })
     }
 
-    async fn store(&self, url: &str, fetched: &Fetched) {
+    async fn store(&self, url: &str, fetched: &Fetched, key: &[u8]) {
         let ttl = fetched
             .max_age
             .unwrap_or(DEFAULT_CACHE_SECONDS)
             .clamp(MIN_CACHE_SECONDS, MAX_CACHE_SECONDS);
-        let headers = Headers::new();
-        let stored = headers
-            .set("cache-control", &format!("max-age={ttl}"))
-            .and_then(|()| headers.set(EXPIRES_HEADER, &(now_seconds() + ttl).to_string()))
-            .and_then(|()| worker::Response::ok(fetched.body.clone()));
-        if let Ok(response) = stored {
-            // Best effort: a failed cache write only costs a later fetch.
-            let _ = Cache::default()
-                .put(url, response.with_headers(headers))
-                .await;
+        let expires = now_seconds() + ttl;
+        let message = sealed_message(url, expires, &fetched.body);
+        let mac = Hs256.sign(&Hs256Key::new(key), message.as_bytes());
+        let seal = format!(
+            "{expires}.{}",
+            Base64UrlUnpadded::encode_string(&mac.as_bytes())
+        );
+        // Best effort: a failed cache write only costs a later fetch.
+        if let Ok(promise) = host::cache_write(url, &fetched.body, ttl as u32, SEAL_HEADER, &seal) {
+            let _ = JsFuture::from(promise).await;
         }
     }
 }
 
 impl JwksFetcher for EdgeFetcher {
     async fn fetch(&self, url: &str, bypass_shared_cache: bool) -> Result<Fetched, String> {
-        if !bypass_shared_cache {
-            if let Some(cached) = self.cached(url).await {
+        let key = self.seal_key.as_deref();
+        if let (Some(key), false) = (key, bypass_shared_cache) {
+            if let Some(cached) = self.cached(url, key).await {
                 return Ok(cached);
             }
         }
         let fetched = self.fetch_from_provider(url).await?;
         // Only a usable set is shared with the other isolates of this colo.
-        if crate::keys::parse_jwks(&fetched.body, crate::keys::KeySetSource::Remote).is_ok() {
-            self.store(url, &fetched).await;
+        if let Some(key) = key {
+            if crate::keys::parse_jwks(&fetched.body, crate::keys::KeySetSource::Remote).is_ok() {
+                self.store(url, &fetched, key).await;
+            }
         }
         Ok(fetched)
     }

@@ -1,27 +1,37 @@
-//! The wasm adapter: Worker request in, core decision, Worker response out.
-//! Everything that decides anything lives in the core; this module only does
-//! the I/O the core asks for.
+//! The wasm adapter: one call in from `js/worker.mjs` per request, the
+//! core's decision, and the I/O it asks for through `js/host.mjs`.
+//! Everything that decides anything lives in the core.
+//!
+//! ```text
+//! js/worker.mjs ──handle(request, env, ctx, method, url, authorization, cookie, origin, preflight)──▶ core
+//!      ▲                                                                                    │
+//!      └──────────── Response (ours, or the origin's) ◀── js/host.mjs: KV, WebCrypto, fetch ◀┘
+//! ```
 
-#[cfg(feature = "bench")]
-mod bench;
 mod crypto;
-mod http;
+mod host;
 mod jwks;
 mod kv;
 
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use worker::web_sys::{Request, Response};
-use worker::{console_error, console_warn, event, Context, Env};
+use js_sys::Reflect;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::admin;
 use crate::clock::NumericDate;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::error::{GateError, Reply};
-use crate::gateway::{Decision, Gateway, Incoming};
+use crate::gateway::{Decision, Gateway, Incoming, Verified};
+use crate::headers::{identity_headers, origin_target, split_url};
 use crate::keyring::Keyring;
 use crate::verify::Verification;
+use host::{Request, Response};
+use jwks::EdgeFetcher;
+use kv::{describe, KvRevocations};
 
 /// `Date.now()` in seconds. In Workers it only advances across I/O, which is
 /// what we want: one request sees one instant until it waits for something.
@@ -29,17 +39,21 @@ fn now() -> NumericDate {
     js_sys::Date::now() / 1000.0
 }
 
+/// What an isolate works out once: vars and secrets are fixed for its life.
+struct Isolate {
+    config: Result<Rc<Config>, GateError>,
+    keyring: Keyring,
+    fetcher: EdgeFetcher,
+}
+
 thread_local! {
-    // Vars and secrets are fixed for the life of an isolate: parse them once.
-    static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
-    // Remote key sets, cached for the life of the isolate.
-    static KEYRING: Rc<Keyring> = Rc::new(Keyring::default());
+    static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
 }
 
 /// A var or secret as text. JSON vars (`JWT_ISSUERS = [...]` in
 /// wrangler.toml) arrive as objects and are handed over as JSON text.
-fn setting(env: &Env, name: &str) -> Option<String> {
-    let value = js_sys::Reflect::get(env, &name.into()).ok()?;
+fn setting(env: &JsValue, name: &str) -> Option<String> {
+    let value = Reflect::get(env, &name.into()).ok()?;
     if value.is_undefined() || value.is_null() {
         return None;
     }
@@ -50,98 +64,217 @@ fn setting(env: &Env, name: &str) -> Option<String> {
     })
 }
 
-fn config(env: &Env) -> Result<Rc<Config>, GateError> {
-    CONFIG.with(|cell| {
+fn isolate(env: &JsValue) -> Rc<Isolate> {
+    ISOLATE.with(|cell| {
         cell.get_or_init(|| {
-            let parsed = Config::from_lookup(|name| setting(env, name));
-            match &parsed {
+            std::panic::set_hook(Box::new(|info| {
+                host::error(&format!("tokengate panic: {info}"))
+            }));
+            let config = Config::from_lookup(|name| setting(env, name));
+            match &config {
                 Ok(config) => config
                     .warnings
                     .iter()
-                    .for_each(|w| console_warn!("tokengate: {w}")),
-                Err(e) => console_error!("tokengate misconfigured: {e}"),
+                    .for_each(|w| host::warn(&format!("tokengate: {w}"))),
+                Err(e) => host::error(&format!("tokengate misconfigured: {e}")),
             }
-            parsed.map(Rc::new)
+            Rc::new(Isolate {
+                config: config.map(Rc::new).map_err(|_| GateError::Misconfigured),
+                keyring: Keyring::default(),
+                fetcher: EdgeFetcher {
+                    seal_key: setting(env, "JWKS_CACHE_KEY").map(String::into_bytes),
+                },
+            })
         })
         .clone()
-        .map_err(|_| GateError::Misconfigured)
     })
 }
 
-/// What a request ends in: the gateway's own answer or the origin's.
-enum Outcome {
-    Reply(Reply),
-    Origin(Response),
-}
-
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let outcome = handle(req, &env).await;
-    for warning in KEYRING.with(|keyring| keyring.take_warnings()) {
-        console_warn!("tokengate: {warning}");
+/// The one entry point: called by `js/worker.mjs` for every request, with
+/// the few request fields the core reads passed in, so that nothing has to
+/// be fetched back across the boundary.
+#[allow(clippy::too_many_arguments)] // one call in, instead of nine crossings
+#[wasm_bindgen]
+pub async fn handle(
+    request: Request,
+    env: JsValue,
+    ctx: JsValue,
+    method: String,
+    url: String,
+    authorization: Option<String>,
+    cookie: Option<String>,
+    origin: Option<String>,
+    preflight: bool,
+) -> Response {
+    let isolate = isolate(&env);
+    let outcome = match &isolate.config {
+        Ok(config) => {
+            let call = Call {
+                isolate: &isolate,
+                config,
+                request: &request,
+                env: &env,
+                ctx: &ctx,
+            };
+            let incoming = Incoming {
+                method: &method,
+                path: "",
+                authorization: authorization.as_deref(),
+                cookie: cookie.as_deref(),
+                origin: origin.as_deref(),
+                cors_preflight: preflight,
+            };
+            call.run(incoming, &url).await
+        }
+        Err(e) => Err(*e),
+    };
+    for warning in isolate.keyring.take_warnings() {
+        host::warn(&format!("tokengate: {warning}"));
     }
     match outcome {
-        Ok(Outcome::Origin(response)) => Ok(response),
-        Ok(Outcome::Reply(reply)) => Ok(http::reply(&reply)?),
-        Err(e) => Ok(http::reply(&e.to_reply())?),
+        Ok(response) => response,
+        Err(e) => respond(&e.to_reply()),
     }
 }
 
-async fn handle(req: Request, env: &Env) -> Result<Outcome, GateError> {
-    let config = config(env)?;
-    let store = kv::KvRevocations::from_env(env)?;
-    let keyring = KEYRING.with(Rc::clone);
-    let verification = Verification {
-        keyring: &keyring,
-        fetcher: &jwks::EdgeFetcher,
-        signatures: &crypto::WebCrypto,
-    };
-    let gateway = Gateway {
-        config: &config,
-        verification: &verification,
-        store: &store,
-    };
+fn respond(reply: &Reply) -> Response {
+    let headers = reply
+        .headers
+        .iter()
+        .flat_map(|(name, value)| [name.clone(), value.clone()])
+        .collect();
+    host::reply(reply.status, &reply.body, headers)
+}
 
-    let head = http::RequestHead::read(&req)?;
-    #[cfg(feature = "bench")]
-    if head.path == bench::PATH {
-        return bench::run(&req, &config, env).await.map(Outcome::Origin);
+/// One request's view of the isolate.
+struct Call<'a> {
+    isolate: &'a Rc<Isolate>,
+    config: &'a Rc<Config>,
+    request: &'a Request,
+    env: &'a JsValue,
+    ctx: &'a JsValue,
+}
+
+impl Call<'_> {
+    /// `incoming` comes without its path, which is cut out of `url` here.
+    async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Response, GateError> {
+        let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
+        let incoming = Incoming { path, ..incoming };
+        let store = KvRevocations::from_env(self.env)?;
+        let verification = Verification {
+            keyring: &self.isolate.keyring,
+            fetcher: &self.isolate.fetcher,
+            signatures: &crypto::WebCrypto,
+        };
+        let gateway = Gateway {
+            config: self.config,
+            verification: &verification,
+            store: &store,
+        };
+        let target = || match &self.config.origin_url {
+            Some(base) => origin_target(base, path, query),
+            None => url.to_owned(),
+        };
+
+        match gateway.decide(&incoming, now()).await {
+            Decision::Reply(reply) => Ok(respond(&reply)),
+            Decision::Forward(identity) => {
+                let identity = identity.as_ref().map(identity_headers).unwrap_or_default();
+                // A preflight goes to the origin unverified, so it goes without a body.
+                self.forward(&target(), identity, !incoming.cors_preflight)
+                    .await
+            }
+            Decision::ForwardPasswordChange(verified) => {
+                let identity = identity_headers(&verified.identity);
+                let response = self.forward(&target(), identity, true).await?;
+                self.finish_password_change(verified, store, response.status())
+                    .await?;
+                Ok(response)
+            }
+            Decision::ReadAdminBody(action) => {
+                let body = self.read_body().await?;
+                let reply =
+                    admin::handle(action, &body, self.config, &verification, &store, now()).await;
+                Ok(respond(&reply))
+            }
+        }
     }
-    let incoming = Incoming {
-        method: &head.method,
-        path: &head.path,
-        authorization: head.authorization.as_deref(),
-        cookie: head.cookie.as_deref(),
-        cors_preflight: head.cors_preflight,
-    };
 
-    match gateway.decide(&incoming, now()).await {
-        Decision::Reply(reply) => Ok(Outcome::Reply(reply)),
-        Decision::Forward(identity) => http::forward(&req, &head, &config, identity.as_ref())
-            .await
-            .map(Outcome::Origin),
-        Decision::ForwardPasswordChange(verified) => {
-            let response = http::forward(&req, &head, &config, Some(&verified.identity)).await?;
+    async fn forward(
+        &self,
+        target: &str,
+        identity: Vec<(&'static str, String)>,
+        with_body: bool,
+    ) -> Result<Response, GateError> {
+        let identity = identity
+            .into_iter()
+            .flat_map(|(name, value)| [name.to_owned(), value])
+            .collect();
+        let unreachable = |e: JsValue| {
+            // The target may carry a query string; log only scheme, host and path.
+            let shown = target.split('?').next().unwrap_or_default();
+            host::error(&format!("origin unreachable at {shown}: {}", describe(&e)));
+            GateError::OriginUnreachable
+        };
+        let promise =
+            host::forward(self.request, target, identity, with_body).map_err(unreachable)?;
+        let response = JsFuture::from(promise).await.map_err(unreachable)?;
+        Ok(response.unchecked_into())
+    }
+
+    /// Records the user's cut-off once the origin accepted a password
+    /// change. The write runs under `ctx.waitUntil`, so a client hanging up
+    /// cannot cancel it; the client still sees the origin's success only
+    /// once the cut-off is recorded.
+    async fn finish_password_change(
+        &self,
+        verified: Verified,
+        store: KvRevocations,
+        origin_status: u16,
+    ) -> Result<(), GateError> {
+        let config = Rc::clone(self.config);
+        let isolate = Rc::clone(self.isolate);
+        let write = future_to_promise(async move {
+            let verification = Verification {
+                keyring: &isolate.keyring,
+                fetcher: &isolate.fetcher,
+                signatures: &crypto::WebCrypto,
+            };
+            let gateway = Gateway {
+                config: &config,
+                verification: &verification,
+                store: &store,
+            };
             // Read the clock after the origin answered: the change is done now.
             match gateway
-                .finish_password_change(&verified, response.status(), now())
+                .finish_password_change(&verified, origin_status, now())
                 .await
             {
-                Ok(()) => Ok(Outcome::Origin(response)),
-                Err(e) => {
-                    console_error!(
+                Ok(()) => Ok(JsValue::TRUE),
+                Err(_) => {
+                    host::error(&format!(
                         "password change for token {} succeeded at the origin but the cut-off \
                          could not be recorded",
                         verified.identity.token_id
-                    );
-                    Err(e)
+                    ));
+                    Err(JsValue::FALSE)
                 }
             }
-        }
-        Decision::ReadAdminBody(action) => {
-            let body = http::read_body(&req, admin::MAX_BODY_BYTES).await?;
-            let reply = admin::handle(action, &body, &config, &verification, &store, now()).await;
-            Ok(Outcome::Reply(reply))
-        }
+        });
+        host::wait_until(self.ctx, &write);
+        JsFuture::from(write)
+            .await
+            .map(|_| ())
+            .map_err(|_| GateError::SessionsNotRevoked)
+    }
+
+    /// A small request body (admin API, reached only with the admin token).
+    async fn read_body(&self) -> Result<Vec<u8>, GateError> {
+        let promise = host::read_body(self.request, admin::MAX_BODY_BYTES as u32)
+            .map_err(|_| GateError::InvalidRequest)?;
+        let body = JsFuture::from(promise)
+            .await
+            .map_err(|_| GateError::InvalidRequest)?;
+        host::bytes(&body).ok_or(GateError::InvalidRequest)
     }
 }

@@ -11,7 +11,9 @@ let h;
 let idp;
 const keys = {};
 
-const SCENARIOS = ["rotate", "down", "hammer", "empty", "hang", "shared-a", "shared-b"];
+const SCENARIOS = ["rotate", "down", "hammer", "empty", "hang", "shared-a", "shared-b", "shared-c", "private-a", "private-b"];
+// Cache API copies are shared only under JWKS_CACHE_KEY, sealed with it.
+const CACHE_KEYS = { "shared-a": "a".repeat(32), "shared-b": "a".repeat(32), "shared-c": "c".repeat(32) };
 
 before(async () => {
   for (const kid of ["k1", "k2", "k3"]) {
@@ -21,9 +23,9 @@ before(async () => {
   idp = await startJwksServer();
   const gateways = {};
   for (const name of SCENARIOS) {
-    // shared-a and shared-b are two workers (two isolates) on one key set.
-    const path = name.startsWith("shared") ? "/shared/jwks.json" : `/${name}/jwks.json`;
-    gateways[`gw-${name}`] = { JWT_SECRET: undefined, JWT_JWKS_URL: idp.url(path) };
+    // shared-* and private-* are workers (isolates) on one key set each.
+    const path = name.match(/^(shared|private)/) ? `/${name.split("-")[0]}/jwks.json` : `/${name}/jwks.json`;
+    gateways[`gw-${name}`] = { JWT_SECRET: undefined, JWT_JWKS_URL: idp.url(path), JWKS_CACHE_KEY: CACHE_KEYS[name] };
   }
   h = await startHarness({ gateways });
 });
@@ -107,4 +109,15 @@ test("a second isolate takes the key set from the Cache API, not from the provid
   assert.equal(await outcome("shared-a", "k1"), 200);
   assert.equal(await outcome("shared-b", "k1"), 200);
   assert.equal(idp.fetches("/shared/jwks.json"), 1);
+  // A copy sealed under another key (another Worker on the zone, or a
+  // planted one) fails the seal check: shared-c goes to the provider.
+  assert.equal(await outcome("shared-c", "k1"), 200);
+  assert.equal(idp.fetches("/shared/jwks.json"), 2);
+});
+
+test("without JWKS_CACHE_KEY the key set is not shared through the Cache API", async () => {
+  idp.serve("/private/jwks.json", [keys.k1.jwk]);
+  assert.equal(await outcome("private-a", "k1"), 200);
+  assert.equal(await outcome("private-b", "k1"), 200);
+  assert.equal(idp.fetches("/private/jwks.json"), 2);
 });

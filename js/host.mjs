@@ -1,0 +1,200 @@
+// The I/O the Rust core asks for, written in plain JavaScript so that the
+// runtime's own objects (Request, Headers, KV, crypto.subtle, caches) are
+// used where they live. Every decision stays in Rust (src/); these functions
+// only move bytes. wasm-bindgen imports this file into the generated glue
+// (`#[wasm_bindgen(module = "/js/host.mjs")]` in src/edge/host.rs).
+//
+// Why JS and not web-sys calls from Rust: each Rust -> JS call crosses the
+// wasm boundary and copies strings through UTF-8 <-> UTF-16; copying and
+// filtering request headers, building option objects and reading KV answers
+// element by element cost more than the whole signature check (README,
+// "Where the microseconds go").
+
+/** How long a KV read may be served from the edge cache: KV's minimum. */
+const KV_CACHE_TTL_SECONDS = 30;
+const KV_READ = { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS };
+
+/**
+ * One bulk read. Fails closed: anything but a string or an explicit null for
+ * a requested key is a store failure, never "not revoked".
+ */
+export async function kvGetMany(namespace, keys) {
+  const found = await namespace.get(keys, KV_READ);
+  if (!(found instanceof Map)) throw new Error("KV bulk get did not answer a Map");
+  return keys.map((key) => {
+    if (!found.has(key)) throw new Error("KV bulk get left out a requested key");
+    const value = found.get(key);
+    if (value === null || typeof value === "string") return value;
+    throw new Error("KV bulk get answered a non-string value");
+  });
+}
+
+export function kvPut(namespace, key, value, expiration) {
+  return namespace.put(key, value, expiration === undefined ? {} : { expiration });
+}
+
+/** Resolves after `millis`: spacing KV write retries (one write per second per key). */
+export function pause(millis) {
+  return new Promise((resolve) => setTimeout(resolve, millis));
+}
+
+// ---- Signatures ------------------------------------------------------------
+
+// Imported CryptoKeys, by algorithm and JWK text, for the life of the isolate.
+const importedKeys = new Map();
+const MAX_IMPORTED_KEYS = 64;
+
+function webCryptoParams(alg, crv) {
+  const hash = `SHA-${alg.slice(2)}`;
+  switch (alg.slice(0, 2)) {
+    case "RS":
+      return [{ name: "RSASSA-PKCS1-v1_5", hash }, { name: "RSASSA-PKCS1-v1_5" }];
+    // RFC 7518 3.5: the salt is as long as the hash.
+    case "PS":
+      return [{ name: "RSA-PSS", hash }, { name: "RSA-PSS", saltLength: Number(alg.slice(2)) / 8 }];
+    case "ES":
+      return [{ name: "ECDSA", namedCurve: crv }, { name: "ECDSA", hash }];
+    default: // EdDSA (Ed25519; the core only hands over keys that fit the alg)
+      return [{ name: "Ed25519" }, { name: "Ed25519" }];
+  }
+}
+
+function importedKey(alg, jwkText) {
+  const cacheKey = `${alg}|${jwkText}`;
+  let entry = importedKeys.get(cacheKey);
+  if (entry === undefined) {
+    if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.clear();
+    const jwk = JSON.parse(jwkText);
+    const [importParams, verifyParams] = webCryptoParams(alg, jwk.crv);
+    entry = {
+      verifyParams,
+      key: crypto.subtle.importKey("jwk", jwk, importParams, false, ["verify"]),
+    };
+    importedKeys.set(cacheKey, entry);
+    // A key WebCrypto refuses is dropped, so a later call can log it again.
+    entry.key.catch(() => importedKeys.delete(cacheKey));
+  }
+  return entry;
+}
+
+/**
+ * Checks one public-key signature. `signature` and `data` are views into
+ * wasm memory: WebCrypto copies them before this function returns.
+ * Resolves true/false; an unparseable signature is simply not valid. A key
+ * WebCrypto cannot import rejects, so the core can log it.
+ */
+export async function verifySignature(alg, jwkText, signature, data) {
+  // The views point into wasm memory, which may move once we yield: copy now.
+  const [sig, input] = [signature.slice(), data.slice()];
+  const entry = importedKey(alg, jwkText);
+  const key = await entry.key;
+  try {
+    return await crypto.subtle.verify(entry.verifyParams, key, sig, input);
+  } catch {
+    return false;
+  }
+}
+
+// ---- Origin ------------------------------------------------------------------
+
+/**
+ * `_` counts as `-`: CGI-style origins (PHP, WSGI, Rack, nginx with
+ * `underscores_in_headers`) read `X_Auth_Subject` as `X-Auth-Subject`.
+ * Header names arrive lower-cased from the Headers object.
+ */
+const SPOOFED_IDENTITY = /^x[-_]auth[-_]/;
+
+/**
+ * Sends the request on: same method, headers and streamed body, client
+ * `X-Auth-*` removed, the verified identity added (`identity` is a flat
+ * [name, value, ...] list), redirects passed back rather than followed.
+ */
+export function forward(request, target, identity, withBody) {
+  const headers = new Headers(request.headers);
+  for (const name of request.headers.keys()) {
+    if (SPOOFED_IDENTITY.test(name)) headers.delete(name);
+  }
+  for (let i = 0; i < identity.length; i += 2) headers.set(identity[i], identity[i + 1]);
+  return fetch(target, {
+    method: request.method,
+    headers,
+    body: withBody ? request.body : null,
+    redirect: "manual",
+  });
+}
+
+/** A response of the gateway's own; `headers` is a flat [name, value, ...] list. */
+export function reply(status, body, headers) {
+  const out = new Headers();
+  for (let i = 0; i < headers.length; i += 2) out.append(headers[i], headers[i + 1]);
+  // 204 and 304 must not have a body, not even an empty one.
+  return new Response(status === 204 || status === 304 ? null : body, { status, headers: out });
+}
+
+/**
+ * A small request body (admin API), or null when it is larger than `limit`:
+ * a declared Content-Length over the limit is refused unread.
+ */
+export async function readBody(request, limit) {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) return null;
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  return bytes.length > limit ? null : bytes;
+}
+
+// ---- Remote key sets -----------------------------------------------------------
+
+/**
+ * GET `url` with a timeout: [status, cache-control, body]. A body over
+ * `maxBytes` rejects. Redirects are not followed: a key set moved elsewhere
+ * is an operator's change to make.
+ */
+export async function fetchText(url, timeoutMs, maxBytes) {
+  const response = await fetch(url, {
+    headers: { accept: "application/jwk-set+json, application/json" },
+    redirect: "manual",
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const declared = Number(response.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw new Error("key set too large");
+  const body = await response.text();
+  if (body.length > maxBytes) throw new Error("key set too large");
+  return [response.status, response.headers.get("cache-control"), body];
+}
+
+/** The colo's Cache API copy of `url`: [headerValue, body], or null. */
+export async function cacheRead(url, header, maxBytes) {
+  const cached = await caches.default.match(url);
+  if (!cached) return null;
+  const body = await cached.text();
+  if (body.length > maxBytes) return null;
+  return [cached.headers.get(header), body];
+}
+
+export async function cacheWrite(url, body, ttlSeconds, header, value) {
+  const headers = { "cache-control": `max-age=${ttlSeconds}`, [header]: value };
+  await caches.default.put(url, new Response(body, { headers }));
+}
+
+// ---- Logs ----------------------------------------------------------------------
+
+// Nothing that looks like a JWT, and no query string, ever reaches a log
+// line, including error text the runtime wrote (which may quote a URL).
+const TOKEN_LIKE = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g;
+const QUERY = /\?[^\s"'<>]*/g;
+
+export function redact(text) {
+  return String(text).replace(TOKEN_LIKE, "[token]").replace(QUERY, "?[query]");
+}
+
+export function log(level, message) {
+  const line = redact(message);
+  if (level === "error") console.error(line);
+  else if (level === "warn") console.warn(line);
+  else console.log(line);
+}
+
+/** Keeps a promise running after the response went out (ctx.waitUntil). */
+export function waitUntil(ctx, promise) {
+  ctx.waitUntil(promise);
+}

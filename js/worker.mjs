@@ -1,0 +1,40 @@
+// The Worker's entry: hands each request to the Rust core in one call.
+// The core (src/) decides everything; js/host.mjs does the I/O it asks for.
+// Built by scripts/build.sh into build/index.js next to build/index_bg.wasm.
+import wasmModule from "./index_bg.wasm";
+import { initSync, handle, __wbg_reset_state as resetWasm } from "./index.js";
+import { redact } from "./snippets/host.mjs";
+
+// Instantiated once per isolate, at startup, from the module the runtime
+// already compiled.
+initSync({ module: wasmModule });
+
+const INTERNAL_ERROR = JSON.stringify({
+  error: "internal_error",
+  error_description: "Tokengate failed on this request; nothing was forwarded",
+});
+
+export default {
+  async fetch(request, env, ctx) {
+    const headers = request.headers;
+    try {
+      return await handle(
+        request,
+        env,
+        ctx,
+        request.method,
+        request.url,
+        headers.get("authorization") ?? undefined,
+        headers.get("cookie") ?? undefined,
+        headers.get("origin") ?? undefined,
+        request.method === "OPTIONS" && headers.has("access-control-request-method"),
+      );
+    } catch (error) {
+      // Only a bug lands here. A trap leaves the wasm instance unusable, so
+      // the next request gets a fresh one.
+      console.error(`tokengate internal error: ${redact(error?.stack ?? error)}`);
+      if (error instanceof WebAssembly.RuntimeError) resetWasm();
+      return new Response(INTERNAL_ERROR + "\n", { status: 500, headers: { "content-type": "application/json" } });
+    }
+  },
+};

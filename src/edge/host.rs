@@ -1,0 +1,89 @@
+//! The JavaScript side of the adapter (`js/host.mjs`): the runtime's objects
+//! and the few I/O functions the core needs. Everything here is a plain
+//! declaration; the behaviour is in that file.
+
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A Fetch API `Request` (the client's).
+    pub type Request;
+    /// A Fetch API `Response` (the origin's or ours).
+    pub type Response;
+
+    #[wasm_bindgen(method, getter)]
+    pub fn status(this: &Response) -> u16;
+}
+
+#[wasm_bindgen(module = "/js/host.mjs")]
+extern "C" {
+    #[wasm_bindgen(js_name = kvGetMany, catch)]
+    pub fn kv_get_many(namespace: &JsValue, keys: Vec<String>) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = kvPut, catch)]
+    pub fn kv_put(
+        namespace: &JsValue,
+        key: &str,
+        value: &str,
+        expiration: Option<f64>,
+    ) -> Result<Promise, JsValue>;
+
+    pub fn pause(millis: u32) -> Promise;
+
+    #[wasm_bindgen(js_name = verifySignature, catch)]
+    pub fn verify_signature(
+        alg: &str,
+        jwk: &str,
+        signature: &[u8],
+        data: &[u8],
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch)]
+    pub fn forward(
+        request: &Request,
+        target: &str,
+        identity: Vec<String>,
+        with_body: bool,
+    ) -> Result<Promise, JsValue>;
+
+    pub fn reply(status: u16, body: &str, headers: Vec<String>) -> Response;
+
+    #[wasm_bindgen(js_name = readBody, catch)]
+    pub fn read_body(request: &Request, limit: u32) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = fetchText, catch)]
+    pub fn fetch_text(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = cacheRead, catch)]
+    pub fn cache_read(url: &str, header: &str, max_bytes: u32) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = cacheWrite, catch)]
+    pub fn cache_write(
+        url: &str,
+        body: &str,
+        ttl_seconds: u32,
+        header: &str,
+        value: &str,
+    ) -> Result<Promise, JsValue>;
+
+    /// Writes a log line with anything token- or query-like redacted.
+    pub fn log(level: &str, message: &str);
+
+    #[wasm_bindgen(js_name = waitUntil)]
+    pub fn wait_until(ctx: &JsValue, promise: &Promise);
+}
+
+/// Copies a JS byte array out (admin request bodies).
+pub fn bytes(value: &JsValue) -> Option<Vec<u8>> {
+    (!value.is_null() && !value.is_undefined()).then(|| Uint8Array::new(value).to_vec())
+}
+
+pub fn error(message: &str) {
+    log("error", message);
+}
+
+pub fn warn(message: &str) {
+    log("warn", message);
+}
