@@ -1,0 +1,160 @@
+// Child processes: pinned with taskset, tracked, all killed on exit or error.
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+
+const children = new Set();
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function killAll(signal = "SIGKILL") {
+  for (const child of children) {
+    try {
+      process.kill(child.pid, signal);
+    } catch {}
+  }
+  children.clear();
+}
+
+let installed = false;
+/** Kill every child on any way out of this process. */
+export function installCleanup() {
+  if (installed) return;
+  installed = true;
+  process.on("exit", () => killAll());
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+  process.on("uncaughtException", (e) => {
+    console.error(e);
+    killAll();
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (e) => {
+    console.error(e);
+    killAll();
+    process.exit(1);
+  });
+}
+
+/** CPU list for taskset, e.g. "0". Null disables pinning (fewer than 2 CPUs). */
+export function pinArgs(cpu, cmd, args) {
+  if (cpu === null || cpu === undefined) return [cmd, args];
+  return ["taskset", ["-c", String(cpu), cmd, ...args]];
+}
+
+/**
+ * Spawns a pinned child. With `readyJson`, resolves once the child printed a
+ * JSON line on stdout (its port, ...); output after that is discarded.
+ */
+export function start(cmd, args, { cpu, readyJson = false, env, cwd, name = cmd, timeoutMs = 60_000 } = {}) {
+  const [c, a] = pinArgs(cpu, cmd, args);
+  // taskset execs the command, so the pid is the command's own pid.
+  const child = spawn(c, a, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env, cwd });
+  children.add(child);
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    if (stderr.length < 20_000) stderr += d;
+  });
+  child.on("exit", () => children.delete(child));
+  const handle = {
+    child,
+    pid: child.pid,
+    name,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 2000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+  if (!readyJson) {
+    child.stdout.resume();
+    return Promise.resolve(handle);
+  }
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms\n${stderr}`)), timeoutMs);
+    const onData = (d) => {
+      out += d;
+      const nl = out.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(timer);
+      child.stdout.off("data", onData);
+      child.stdout.resume();
+      try {
+        handle.info = JSON.parse(out.slice(0, nl));
+        resolve(handle);
+      } catch (e) {
+        reject(new Error(`${name} printed no JSON: ${out.slice(0, 200)}`));
+      }
+    };
+    child.stdout.on("data", onData);
+    child.once("exit", (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code ?? sig}) before it was ready\n${stderr}`));
+    });
+  });
+}
+
+/** Runs a command to completion (pinned), returns {code, stdout, stderr}. */
+export function run(cmd, args, { cpu, env, cwd } = {}) {
+  const [c, a] = pinArgs(cpu, cmd, args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(c, a, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env, cwd });
+    children.add(child);
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      children.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** utime + stime of a process (all its threads, live and exited), in microseconds. */
+export function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** One HTTP request without keep-alive: {status, headers, body}. */
+export function request(url, { method = "GET", headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers, agent: false }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`timeout: ${method} ${url}`)));
+    if (body) req.write(body);
+    req.end();
+  });
+}
