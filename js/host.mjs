@@ -13,13 +13,27 @@
 /** How long a KV read may be served from the edge cache: KV's minimum. */
 const KV_CACHE_TTL_SECONDS = 30;
 const KV_READ = { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS };
+/**
+ * A KV read that has not answered by then is a store failure (503), so a
+ * hanging namespace cannot hold requests open. Reads normally take a few ms
+ * from the edge cache and tens of ms from the central store.
+ */
+const KV_READ_TIMEOUT_MS = 3000;
+
+function within(millis, promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${millis} ms`)), millis);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /**
  * One bulk read. Fails closed: anything but a string or an explicit null for
  * a requested key is a store failure, never "not revoked".
  */
 export async function kvGetMany(namespace, keys) {
-  const found = await namespace.get(keys, KV_READ);
+  const found = await within(KV_READ_TIMEOUT_MS, namespace.get(keys, KV_READ), "KV bulk get");
   if (!(found instanceof Map)) throw new Error("KV bulk get did not answer a Map");
   return keys.map((key) => {
     if (!found.has(key)) throw new Error("KV bulk get left out a requested key");
