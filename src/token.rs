@@ -112,8 +112,11 @@ impl Parsed<'_> {
     pub fn claims(&self) -> Result<Claims, GateError> {
         let payload = Base64UrlUnpadded::decode_vec(self.payload_b64)
             .map_err(|_| GateError::TokenMalformed)?;
+        // RFC 7519 7.2: the claims must be UTF-8 JSON throughout. serde only
+        // checks the strings it reads, not the unknown claims it skips.
+        let payload = std::str::from_utf8(&payload).map_err(|_| GateError::TokenMalformed)?;
         let claims: Claims =
-            serde_json::from_slice(&payload).map_err(|_| GateError::TokenMalformed)?;
+            serde_json::from_str(payload).map_err(|_| GateError::TokenMalformed)?;
         if [claims.exp, claims.nbf, claims.iat]
             .iter()
             .flatten()
@@ -235,6 +238,20 @@ mod tests {
         );
         assert_eq!(
             parse(&not_object, 8192).and_then(|p| p.claims()).err(),
+            Some(GateError::TokenMalformed)
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_in_the_claims_is_malformed() {
+        // A valid `sub`, and an unknown claim holding the byte 0xFF.
+        let token = format!(
+            "{}.{}.c2ln",
+            Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
+            Base64UrlUnpadded::encode_string(b"{\"sub\":\"a\",\"x\":\"\xff\"}")
+        );
+        assert_eq!(
+            parse(&token, 8192).and_then(|p| p.claims()).err(),
             Some(GateError::TokenMalformed)
         );
     }
