@@ -13,8 +13,10 @@
 // BENCH_REVOKED (10000 revoked IDs seeded in KV), BENCH_LIST_SIZES (10,10000,100000,1000000),
 // BENCH_LIST_ROUNDS (3), BENCH_LIST_SECONDS (4), BENCH_COLD (7 cold starts each),
 // BENCH_CONNECTIONS (8), BENCH_CONTENDERS (comma-separated ids to run a subset),
-// BENCH_BUILD_DIR (Tokengate build, default build/), BENCH_OUT (output directory, default bench/).
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+// BENCH_BUILD_DIR (Tokengate build, default build/), BENCH_OUT (output directory, default bench/),
+// BENCH_TOKENGATE_VARS (JSON object of extra vars for Tokengate only),
+// BENCH_TOKENGATE_DO ("BINDING=ClassName,..." Durable Object bindings for Tokengate, in-memory storage).
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, copyFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
@@ -23,7 +25,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { installCleanup, start, run, cpuMicros, freePort, request, sleep } from "./lib/proc.mjs";
+import { installCleanup, start, run, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
 import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
 import { writeScript, wrk } from "./lib/wrk.mjs";
 import { makeKeys, makePools, payloadOf, ALGORITHMS, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
@@ -83,22 +85,41 @@ function gz(file) {
   return { raw: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
 }
 
+/**
+ * Tokengate's modules: every .js/.mjs/.wasm at the top of build/, plus whatever
+ * they import (relative imports, followed recursively, e.g. wasm-bindgen
+ * snippets/). Subdirectories nothing imports (wrangler dry-run output, build
+ * staging) are not part of the worker and are left out.
+ */
 function tokengateModules() {
   if (!existsSync(path.join(S.buildDir, "index.js"))) {
     throw new Error(`${S.buildDir}/index.js is missing: build Tokengate first (npm run build)`);
   }
-  const files = [];
-  const walk = (dir) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.name.startsWith(".")) continue; // build staging, never uploaded
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(m?js)$/.test(e.name)) files.push({ file: p, type: "esModule" });
-      else if (/\.wasm$/.test(e.name)) files.push({ file: p, type: "wasm" });
-    }
-  };
-  walk(S.buildDir);
-  const mods = files.map((f) => ({ ...f, name: path.relative(S.buildDir, f.file).split(path.sep).join("/") }));
+  const typeOf = (f) => (/\.m?js$/.test(f) ? "esModule" : /\.wasm$/.test(f) ? "wasm" : null);
+  const queue = readdirSync(S.buildDir, { withFileTypes: true })
+    .filter((e) => e.isFile() && typeOf(e.name) && !e.name.startsWith("."))
+    .map((e) => path.join(S.buildDir, e.name));
+  const seen = new Set();
+  const importRe = /(?:\bimport|\bexport)\s*(?:[\w*${}\s,]*?\bfrom\s*)?["'](\.{1,2}\/[^"']+)["']|\bimport\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g;
+  while (queue.length) {
+    const file = queue.shift();
+    if (seen.has(file)) continue;
+    if (!existsSync(file)) throw new Error(`${path.relative(root, file)} is imported by the build but missing`);
+    seen.add(file);
+    if (typeOf(file) !== "esModule") continue;
+    for (const m of readFileSync(file, "utf8").matchAll(importRe)) queue.push(path.resolve(path.dirname(file), m[1] ?? m[2]));
+  }
+  const files = [...seen].filter((f) => typeOf(f)).map((f) => ({ file: f, type: typeOf(f) }));
+  // Snapshot the build: the same bytes for the whole run, even if build/ is rebuilt meanwhile.
+  const snap = path.join(work, "tokengate-build");
+  rmSync(snap, { recursive: true, force: true });
+  const mods = files.map((f) => {
+    const name = path.relative(S.buildDir, f.file).split(path.sep).join("/");
+    const copy = path.join(snap, name);
+    mkdirSync(path.dirname(copy), { recursive: true });
+    copyFileSync(f.file, copy);
+    return { ...f, name, file: copy, source: f.file };
+  });
   mods.sort((a, b) => (a.name === "index.js" ? -1 : b.name === "index.js" ? 1 : a.name.localeCompare(b.name)));
   return mods;
 }
@@ -124,8 +145,16 @@ async function buildRustFloor() {
   const cli = path.join(env.CARGO_INSTALL_ROOT ?? path.join(os.homedir(), ".cargo"), "bin", "wasm-bindgen");
   const have = spawnSync(cli, ["--version"], { encoding: "utf8" }).stdout?.trim().split(" ").pop();
   if (have !== want) return { skipped: `wasm-bindgen CLI ${want} not found at ${cli} (have: ${have ?? "none"}); run npm run build once to install it` };
+  // Built from a copy that takes Tokengate's Cargo.lock, so wasm-bindgen, js-sys and
+  // wasm-bindgen-futures are exactly Tokengate's versions (and the CLI's).
   const crate = path.join(here, "rust-floor");
-  const b = await run("cargo", ["build", "--release", "--target", "wasm32-unknown-unknown", "--manifest-path", path.join(crate, "Cargo.toml")], {
+  const src = path.join(work, "rust-floor-src");
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(path.join(src, "src"), { recursive: true });
+  copyFileSync(path.join(crate, "Cargo.toml"), path.join(src, "Cargo.toml"));
+  copyFileSync(path.join(crate, "src/lib.rs"), path.join(src, "src/lib.rs"));
+  copyFileSync(path.join(root, "Cargo.lock"), path.join(src, "Cargo.lock"));
+  const b = await run("cargo", ["build", "--release", "--target", "wasm32-unknown-unknown", "--manifest-path", path.join(src, "Cargo.toml")], {
     env: { ...env, CARGO_TARGET_DIR: path.join(crate, "target") },
   });
   if (b.code !== 0) return { skipped: `cargo build failed: ${b.stderr.slice(-800)}` };
@@ -162,7 +191,7 @@ async function startWorkerd(c, { kvPort, originUrl, vars, port }) {
   port ??= await freePort();
   const config = writeConfig({
     dir: runDir, name: `${c.id}-${port}`, modules: c.modules, port, compatibilityDate: COMPAT_DATE,
-    vars: { ...vars, ORIGIN_URL: originUrl }, kvPort,
+    vars: { ...vars, ...c.extraVars, ORIGIN_URL: originUrl }, kvPort, durableObjects: c.durableObjects,
   });
   const t = performance.now();
   const h = await start(workerdBinary(), ["serve", config], { cpu: WORKER_CPU, name: `workerd ${c.id}` });
@@ -256,20 +285,36 @@ async function checkContender(h, pools, kv, algs = ALGORITHMS) {
 }
 
 // ---------------------------------------------------------------- measurement cells
+/** Other processes' share of the worker core, and how busy the load core was, over a cell. */
+function coreProbe() {
+  const w0 = coreBusyMicros(WORKER_CPU), l0 = coreBusyMicros(LOAD_CPU);
+  return (ownUs, durationUs) => {
+    if (w0 === null || l0 === null) return {};
+    return {
+      workerCoreOthers: Math.max(0, (coreBusyMicros(WORKER_CPU) - w0 - ownUs) / durationUs),
+      loadCoreBusy: (coreBusyMicros(LOAD_CPU) - l0) / durationUs,
+    };
+  };
+}
+
 async function wrkCell(h, script, seconds, expect) {
+  const probe = coreProbe();
   const c0 = cpuMicros(h.pid);
   const r = await wrk({ url: `${h.url}/`, script, seconds, connections: S.connections, cpu: LOAD_CPU });
   const c1 = cpuMicros(h.pid);
+  const cores = probe(c1 - c0, r.durationUs);
   const sock = r.connect + r.read + r.write + r.timeout;
   const okStatus = expect === 200 ? r.status === 0 : r.status === r.requests;
   if (!okStatus || sock > r.requests * 0.001 || r.requests === 0) {
     fail(`${h.name}: during the timed run expected every answer to be ${expect}`, r);
   }
   // busy: share of its core the serving process used during the cell (1.0 = saturated).
-  return { rps: r.requests / (r.durationUs / 1e6), cpuUs: (c1 - c0) / r.requests, busy: (c1 - c0) / r.durationUs, requests: r.requests, p50Us: r.p50Us, p99Us: r.p99Us, socketErrors: sock };
+  return { rps: r.requests / (r.durationUs / 1e6), cpuUs: (c1 - c0) / r.requests, busy: (c1 - c0) / r.durationUs, ...cores, requests: r.requests, p50Us: r.p50Us, p99Us: r.p99Us, socketErrors: sock };
 }
 
 async function pacedCell(h, tokens, rate, seconds) {
+  const probe = coreProbe();
+  const w0 = performance.now();
   const c0 = cpuMicros(h.pid);
   const r = await run(process.execPath, [path.join(here, "lib/paced.mjs"), JSON.stringify({ url: `${h.url}/api/items?page=1`, tokens, rate, seconds, warmSeconds: 0.5 })], { cpu: LOAD_CPU });
   const c1 = cpuMicros(h.pid);
@@ -277,13 +322,14 @@ async function pacedCell(h, tokens, rate, seconds) {
   const out = JSON.parse(r.stdout.trim().split("\n").pop());
   if (out.failed || out.ok !== Math.round(rate * seconds)) fail(`${h.name}: paced run expected only 200s`, out);
   // CPU includes the 0.5 s warm phase's requests too.
-  return { ...out, cpuUs: (c1 - c0) / (out.sent + Math.max(1, Math.round(rate * 0.5))) };
+  return { ...out, ...probe(c1 - c0, (performance.now() - w0) * 1000), cpuUs: (c1 - c0) / (out.sent + Math.max(1, Math.round(rate * 0.5))) };
 }
 
 // ---------------------------------------------------------------- main
 async function main() {
   rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
+  const loadAtStart = os.loadavg();
   log(`settings: ${JSON.stringify({ ...S, buildDir: path.relative(root, S.buildDir), outDir: path.relative(root, S.outDir) })}`);
   log(`pinning: ${PIN ? `workerd -> CPU ${WORKER_CPU}; wrk, KV, origin, clients -> CPU ${LOAD_CPU}` : "none"}`);
 
@@ -302,7 +348,12 @@ async function main() {
     { id: "noverify", label: "JS gateway, no verification", kv: true, verifies: false, modules: jsMod("noverify"), color: "#54aeff" },
     { id: "subtle", label: "JS gateway, crypto.subtle (cached keys)", kv: true, verifies: true, modules: jsMod("subtle"), color: "#2da44e" },
     { id: "jose", label: "JS worker on jose", kv: true, verifies: true, modules: jsMod("jose"), color: "#bf8700" },
-    { id: "tokengate", label: "Tokengate (Rust/wasm release build)", kv: true, verifies: true, modules: tgModules, color: "#cf222e" },
+    { id: "tokengate", label: "Tokengate (Rust/wasm release build)", kv: true, verifies: true, modules: tgModules, color: "#cf222e",
+      extraVars: env.BENCH_TOKENGATE_VARS ? JSON.parse(env.BENCH_TOKENGATE_VARS) : {},
+      durableObjects: (env.BENCH_TOKENGATE_DO ?? "").split(",").filter(Boolean).map((p) => {
+        const [binding, className] = p.split("=");
+        return { binding, className };
+      }) },
   ];
   if (S.only) contenders = contenders.filter((c) => S.only.includes(c.id));
   const gateways = contenders.filter((c) => !c.floor);
@@ -454,9 +505,10 @@ async function main() {
     rustc: sh("rustc", ["--version"]),
     git: sh("git", ["-C", root, "rev-parse", "--short", "HEAD"]),
     gitDirty: sh("git", ["-C", root, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]) !== "",
-    build: tgModules.map((m) => ({ name: m.name, mtime: statSync(m.file).mtime.toISOString() })),
+    build: tgModules.map((m) => ({ name: m.name, mtime: statSync(m.source).mtime.toISOString() })),
     wasmSha256: wasmFile ? createHash("sha256").update(readFileSync(wasmFile)).digest("hex").slice(0, 16) : null,
     loadavg: os.loadavg(),
+    loadavgAtStart: loadAtStart,
     elapsedSeconds: Math.round((Date.now() - t0) / 1000),
   };
 

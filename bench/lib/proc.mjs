@@ -158,3 +158,12 @@ export function request(url, { method = "GET", headers = {}, body } = {}) {
     req.end();
   });
 }
+
+/** Busy time of one CPU (all processes: user, nice, system, irq, softirq, steal), in microseconds. */
+export function coreBusyMicros(cpu) {
+  if (cpu === null || cpu === undefined) return null;
+  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) return null;
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return ((user + nice + system + irq + softirq + (steal || 0)) * 1e6) / CLK_TCK;
+}

@@ -26,7 +26,7 @@ function text(value) {
  * vars: { NAME: "text" }; kvPort: the KV service, bound as REVOCATIONS (or null);
  * port: the socket the worker listens on.
  */
-export function writeConfig({ dir, name, modules, vars = {}, kvPort, port, compatibilityDate }) {
+export function writeConfig({ dir, name, modules, vars = {}, kvPort, port, compatibilityDate, durableObjects = [] }) {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.capnp`);
   const rel = (p) => path.relative(dir, p);
@@ -35,6 +35,11 @@ export function writeConfig({ dir, name, modules, vars = {}, kvPort, port, compa
     .join(",\n      ");
   const bindings = Object.entries(vars).map(([k, v]) => `(name = ${text(k)}, text = ${text(v)})`);
   if (kvPort) bindings.push(`(name = "REVOCATIONS", kvNamespace = "kv")`);
+  // Durable Object bindings (in-memory storage), e.g. [{ binding: "SESSIONS", className: "UserSessions" }].
+  for (const d of durableObjects) bindings.push(`(name = ${text(d.binding)}, durableObjectNamespace = (className = ${text(d.className)}))`);
+  const doConfig = durableObjects.length
+    ? `\n  durableObjectNamespaces = [ ${durableObjects.map((d) => `(className = ${text(d.className)}, uniqueKey = ${text(`bench-${d.className}`)})`).join(", ")} ],\n  durableObjectStorage = (inMemory = void),`
+    : "";
   const services = [
     `(name = "main", worker = .mainWorker)`,
     // Outbound fetch() may reach loopback only (the local origin).
@@ -58,7 +63,7 @@ const mainWorker :Workerd.Worker = (
   bindings = [
     ${bindings.join(",\n    ")}
   ],
-  globalOutbound = "loopback",
+  globalOutbound = "loopback",${doConfig}
 );
 `;
   writeFileSync(file, config);
