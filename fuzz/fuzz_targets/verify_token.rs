@@ -180,6 +180,9 @@ fn check(token: &str, config: &Config, now: f64) -> bool {
     match verify_at(token, config, now) {
         Ok(v) => {
             assert_claim_rules(&v, config, now);
+            if TRACE.with(|t| *t) {
+                eprintln!("accepted: {token}");
+            }
             true
         }
         Err(e) => {
@@ -190,6 +193,9 @@ fn check(token: &str, config: &Config, now: f64) -> bool {
 }
 
 thread_local! {
+    /// TOKENGATE_FUZZ_TRACE=1 prints every accepted token (to check, when
+    /// replaying a corpus, that the fuzzer gets past the signature check).
+    static TRACE: bool = std::env::var_os("TOKENGATE_FUZZ_TRACE").is_some();
     // Config holds Rc keys: per thread, built once.
     static CONFIGS: Vec<Config> = configs();
 }
