@@ -1,5 +1,6 @@
 // `npm run dev`: Tokengate under `wrangler dev` (local KV) in front of the
-// demo origin. Open http://127.0.0.1:8787/demo, mint a token, try the routes.
+// demo origin. Open http://127.0.0.1:8787/demo/signin: sign in, then sign out,
+// change the password or send a back-channel logout, and replay the old token.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -25,24 +26,44 @@ const devVars = Object.fromEntries(
 const vars = unstable_getMiniflareWorkerOptions("wrangler.toml").workerOptions.bindings;
 const originPort = Number(new URL(vars.ORIGIN_URL).port);
 
+const gatewayUrl = `http://127.0.0.1:${GATEWAY_PORT}`;
+
 const origin = await startOrigin({
   port: originPort,
   mint: { secret: devVars.JWT_SECRET, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, cookie: vars.TOKEN_COOKIE },
+  // The origin doubles as the identity provider: its back-channel logouts go
+  // to the gateway.
+  backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },
+  gatewayUrl,
 });
 console.log(`dev: demo origin on ${origin.url}`);
 
 const wrangler = spawn(
   process.execPath,
   ["node_modules/wrangler/bin/wrangler.js", "dev", "--ip", "127.0.0.1", "--port", String(GATEWAY_PORT)],
-  { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+  {
+    stdio: "inherit",
+    env: {
+      // No usage metrics, and no download of request.cf data from
+      // workers.cloudflare.com (Miniflare uses built-in placeholder values).
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      ...process.env,
+    },
+  },
 );
 console.log(`
-dev: Tokengate will listen on http://127.0.0.1:${GATEWAY_PORT} once wrangler has built it.
-     Browser: http://127.0.0.1:${GATEWAY_PORT}/demo  (mint a token, call the routes)
-     curl:    TOKEN=$(curl -s 'http://127.0.0.1:${GATEWAY_PORT}/demo/mint?sub=alice' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')
-              curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${GATEWAY_PORT}/hello
-              curl -X POST -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${GATEWAY_PORT}/auth/logout
+dev: Tokengate will listen on ${gatewayUrl} once wrangler has built it.
+     Browser: ${gatewayUrl}/demo/signin  (the demo app: sign in as any name; the first
+              sign-in sets that name's password; two browsers = two devices)
+              ${gatewayUrl}/demo         (dev tokens: /demo/mint?sub=alice&ttl=600)
+     curl:    TOKEN=$(curl -s '${gatewayUrl}/demo/mint?sub=alice' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')
+              curl -H "Authorization: Bearer $TOKEN" ${gatewayUrl}/hello
+              curl -X POST -H "Authorization: Bearer $TOKEN" ${gatewayUrl}/auth/logout
      Admin:   ADMIN_TOKEN is in .dev.vars
+     Offline? wrangler may print network errors such as "getaddrinfo ENOTFOUND
+              workers.cloudflare.com" or a failed update check: harmless, the
+              gateway runs entirely locally.
 `);
 
 const stop = async (code) => {

@@ -1,0 +1,171 @@
+// The demo web application in a real browser (Debian's Chromium driven by
+// playwright-core) behind the release build of Tokengate in Miniflare:
+// sessions, password change with `Tokengate-Revoke: user`, OpenID Connect
+// back-channel logout, and an old token replayed after sign-out.
+//
+//   bash scripts/build.sh && node --test --test-concurrency=1 'tests/browser/*.test.mjs'
+//
+// Needs /usr/bin/chromium (`apt-get install -y chromium`; CHROMIUM_PATH
+// overrides). Screenshots of the key pages go to docs/screenshots/
+// (SCREENSHOT_DIR overrides).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { startGateway, launchChromium } from "./launch.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const screenshots = process.env.SCREENSHOT_DIR ?? path.join(root, "docs/screenshots");
+
+let gateway;
+let browser;
+
+before(async () => {
+  gateway = await startGateway();
+  browser = await launchChromium();
+  mkdirSync(screenshots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await gateway?.close();
+});
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+}
+
+/** A fresh browser context (its own cookie jar: another device) signed in as `user`. */
+async function signIn(user, password, { screenshot } = {}) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 720 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const response = await page.goto(`${gateway.url}/demo/signin`);
+  assert.equal(response.status(), 200);
+  await page.fill("#user", user);
+  await page.fill("#password", password);
+  if (screenshot) await shot(page, "signin");
+  await Promise.all([page.waitForURL(`${gateway.url}/app`), page.click("button[type=submit]")]);
+  const session = await whoIsSignedIn(page);
+  assert.equal(session.subject, user);
+  assert.match(session.sid, /^[\w-]{16}$/, "the page shows the session (sid from X-Auth-Claims)");
+  assert.match(session.tokenId, /^[0-9a-f-]{36}$/, "the page shows the token ID (X-Auth-Token-Id)");
+  return { context, page, ...session };
+}
+
+async function whoIsSignedIn(page) {
+  return {
+    subject: await page.textContent("#subject"),
+    tokenId: await page.textContent("#token-id"),
+    sid: await page.textContent("#session-id"),
+  };
+}
+
+/** Navigates to the protected page; returns the status and the body text shown. */
+async function openApp(page) {
+  const response = await page.goto(`${gateway.url}/app`);
+  return { status: response.status(), text: await page.textContent("body") };
+}
+
+function assertRevoked({ status, text }, what) {
+  assert.equal(status, 401, `${what}: expected 401, got ${status}: ${text.slice(0, 200)}`);
+  assert.equal(JSON.parse(text).error, "token_revoked", what);
+}
+
+/** On the signed-out page: replay the old token and return what the page shows. */
+async function replayOldToken(page) {
+  await page.click("#replay");
+  await page.waitForSelector("#replay-answer:not([hidden])");
+  return page.textContent("#replay-answer");
+}
+
+test("two devices sign in as the same user, each with its own session", async () => {
+  const a = await signIn("alice", "correct horse", { screenshot: true });
+  await shot(a.page, "app");
+  const b = await signIn("alice", "correct horse");
+  assert.notEqual(a.sid, b.sid);
+  assert.notEqual(a.tokenId, b.tokenId);
+  // Both are still signed in.
+  assert.equal((await openApp(a.page)).status, 200);
+  assert.equal((await openApp(b.page)).status, 200);
+  await a.context.close();
+  await b.context.close();
+});
+
+test("a wrong password is refused at sign-in", async () => {
+  await (await signIn("erin", "first")).context.close();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${gateway.url}/demo/signin`);
+  await page.fill("#user", "erin");
+  await page.fill("#password", "second");
+  await page.click("button[type=submit]");
+  assert.match(await page.textContent("[role=alert]"), /Wrong password for erin/);
+  await context.close();
+});
+
+test("sign out: the old token replayed from the browser is refused (token_revoked)", async () => {
+  const a = await signIn("alice", "correct horse");
+  const b = await signIn("alice", "correct horse");
+  await Promise.all([a.page.waitForURL(/\/demo\/signed-out\?reason=logout$/), a.page.click("#logout")]);
+  assert.match(await a.page.textContent("#gateway-answer"), /-> 200[^]*logged_out/);
+  assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
+  await shot(a.page, "signed-out-replay-refused");
+  // The gateway cleared the cookie: the browser itself has no token any more.
+  const after = await openApp(a.page);
+  assert.equal(after.status, 401);
+  assert.equal(JSON.parse(after.text).error, "token_missing");
+  // Signing out one session leaves the user's other session alone.
+  assert.equal((await openApp(b.page)).status, 200);
+  await a.context.close();
+  await b.context.close();
+});
+
+test("sign out everywhere: every session of the user is refused", async () => {
+  const a = await signIn("dave", "pw");
+  const b = await signIn("dave", "pw");
+  await Promise.all([a.page.waitForURL(/\/demo\/signed-out\?reason=logout-all$/), a.page.click("#logout-all")]);
+  assert.match(await a.page.textContent("#gateway-answer"), /-> 200[^]*logged_out_everywhere/);
+  assertRevoked(await openApp(b.page), "the other device after logout-all");
+  assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
+  // A new sign-in after the cut-off works.
+  await (await signIn("dave", "pw")).context.close();
+  await a.context.close();
+  await b.context.close();
+});
+
+test("password change (Tokengate-Revoke: user): the other device is refused on its next navigation, the old token too", async () => {
+  const a = await signIn("alice", "correct horse");
+  const b = await signIn("alice", "correct horse");
+  await a.page.fill("#current", "correct horse");
+  await a.page.fill("#new", "new secret");
+  await Promise.all([a.page.waitForURL(/\/demo\/signed-out\?reason=password$/), a.page.click("#change-password")]);
+
+  assertRevoked(await openApp(b.page), "the other device after the password change");
+  await shot(b.page, "revoked-other-device");
+  assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
+
+  // The new password signs in; the old one no longer does.
+  await (await signIn("alice", "new secret")).context.close();
+  await a.context.close();
+  await b.context.close();
+});
+
+test("back-channel logout of one session signs out that browser only", async () => {
+  const a = await signIn("bob", "pw");
+  const b = await signIn("bob", "pw");
+  await Promise.all([a.page.waitForURL(`${gateway.url}/app/idp-logout`), a.page.click("#idp-logout")]);
+  const answer = await a.page.textContent("#backchannel-answer");
+  assert.match(answer, /^200\b/, `the gateway accepts the logout token: ${answer}`);
+  await shot(a.page, "backchannel-logout");
+
+  assertRevoked(await openApp(a.page), "the logged-out session");
+  const still = await openApp(b.page);
+  assert.equal(still.status, 200, "the user's other session is untouched");
+  assert.equal((await whoIsSignedIn(b.page)).sid, b.sid);
+
+  await a.page.goto(`${gateway.url}/demo/signed-out?reason=backchannel`);
+  assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
+  await a.context.close();
+  await b.context.close();
+});

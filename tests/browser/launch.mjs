@@ -1,0 +1,71 @@
+// Starts what a browser needs: the release build (build/index.js + wasm) in
+// Miniflare on a real 127.0.0.1 port, with wrangler.toml's vars and KV, in
+// front of the demo origin running its web application. The origin knows the
+// gateway's URL, so its identity-provider button can send back-channel
+// logouts to it. (The shared e2e harness serves through dispatchFetch only.)
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { startOrigin } from "../../demo/origin.mjs";
+import { SECRET, ADMIN_TOKEN } from "../support/tokens.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export async function startGateway() {
+  for (const file of ["build/index.js", "build/index_bg.wasm"]) {
+    if (!existsSync(path.join(root, file))) throw new Error(`${file} is missing: run \`bash scripts/build.sh\` first`);
+  }
+  const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
+  const vars = fromWrangler.bindings;
+  const origin = await startOrigin({
+    mint: { secret: SECRET, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, cookie: vars.TOKEN_COOKIE },
+    backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },
+  });
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    port: 0,
+    workers: [{
+      name: "gateway",
+      modules: [
+        { type: "ESModule", path: path.join(root, "build/index.js") },
+        { type: "CompiledWasm", path: path.join(root, "build/index_bg.wasm") },
+      ],
+      compatibilityDate: fromWrangler.compatibilityDate,
+      compatibilityFlags: fromWrangler.compatibilityFlags,
+      bindings: { ...vars, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN },
+      kvNamespaces: fromWrangler.kvNamespaces,
+    }],
+  }));
+  const url = (await mf.ready).origin;
+  origin.setGatewayUrl(url);
+  return {
+    url,
+    vars,
+    origin,
+    async close() {
+      await mf.dispose();
+      await origin.close();
+    },
+  };
+}
+
+/** Debian's Chromium (apt-get install chromium), driven by playwright-core. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
