@@ -54,8 +54,12 @@ export async function startGateway() {
 
 /** Debian's Chromium (apt-get install chromium), driven by playwright-core. */
 export function launchChromium() {
+  const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+  if (!existsSync(executablePath)) {
+    throw new Error(`${executablePath} is missing: \`apt-get install -y chromium\` (or set CHROMIUM_PATH)`);
+  }
   return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    executablePath,
     headless: true,
     args: [
       "--headless",
