@@ -2,21 +2,32 @@
 // KV namespace and counts what the gateway asks of it, or fails on demand.
 // The gateway reaches it over RPC with the same calls it makes on real KV:
 // get([...keys], options) and put(key, value, options).
+//
+// Fault modes (GET https://probe.test/<mode>; /reset clears them all):
+//   /fail-reads, /fail-writes   the call throws (a KV error)
+//   /hang-reads, /hang-writes   the call never answers (a hanging namespace)
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 const stats = { gets: 0, keysRead: 0, puts: 0 };
 const failing = { reads: false, writes: false };
+const hanging = { reads: false, writes: false };
+// A pending timer, not a bare pending promise: workerd cancels an
+// invocation that waits on nothing at all ("will never generate a
+// response"), which would turn a hang into a quick failure.
+const never = () => new Promise((_, reject) => setTimeout(() => reject(new Error("injected KV hang ended")), 10 * 60_000));
 
 export class ProbedKv extends WorkerEntrypoint {
   async get(keys, options) {
     stats.gets += 1;
     stats.keysRead += Array.isArray(keys) ? keys.length : 1;
     if (failing.reads) throw new Error("injected KV outage (reads)");
+    if (hanging.reads) return never();
     return this.env.STORE.get(keys, options);
   }
   async put(key, value, options) {
     stats.puts += 1;
     if (failing.writes) throw new Error("injected KV outage (writes)");
+    if (hanging.writes) return never();
     return this.env.STORE.put(key, value, options);
   }
 }
@@ -28,11 +39,15 @@ export default {
     if (pathname === "/reset") {
       Object.assign(stats, { gets: 0, keysRead: 0, puts: 0 });
       Object.assign(failing, { reads: false, writes: false });
+      Object.assign(hanging, { reads: false, writes: false });
       return Response.json(stats);
     }
     if (pathname === "/fail-reads") failing.reads = true;
     if (pathname === "/fail-writes") failing.writes = true;
     if (pathname.startsWith("/fail")) return Response.json(failing);
+    if (pathname === "/hang-reads") hanging.reads = true;
+    if (pathname === "/hang-writes") hanging.writes = true;
+    if (pathname.startsWith("/hang")) return Response.json(hanging);
     return new Response("not found", { status: 404 });
   },
 };
