@@ -43,8 +43,12 @@ export async function kvGetMany(namespace, keys) {
   });
 }
 
+/** A write that has not been acknowledged by then counts as failed (and is retried). */
+const KV_WRITE_TIMEOUT_MS = 5000;
+
 export function kvPut(namespace, key, value, expiration) {
-  return namespace.put(key, value, expiration === undefined ? {} : { expiration });
+  const written = namespace.put(key, value, expiration === undefined ? {} : { expiration });
+  return within(KV_WRITE_TIMEOUT_MS, written, "KV put");
 }
 
 /** Resolves after `millis`: spacing KV write retries (one write per second per key). */
@@ -208,7 +212,33 @@ export function log(level, message) {
   else console.log(line);
 }
 
-/** Keeps a promise running after the response went out (ctx.waitUntil). */
-export function waitUntil(ctx, promise) {
-  ctx.waitUntil(promise);
+// ---- Running Rust tasks (src/edge/task.rs) ----------------------------------------
+
+/**
+ * Runs a Rust task to its end: the task runs until it waits on a promise,
+ * which is awaited here, natively, and its outcome handed back. This
+ * replaces wasm-bindgen-futures' microtask-and-closure machinery, which
+ * cost more per request than verifying the token.
+ */
+export async function drive(task) {
+  let waiting = task.poll();
+  while (waiting !== undefined) {
+    let fulfilled = true;
+    let value;
+    try {
+      value = await waiting;
+    } catch (error) {
+      fulfilled = false;
+      value = error;
+    }
+    waiting = task.resume(fulfilled, value);
+  }
+  return task.finish();
+}
+
+/** Drives a task under ctx.waitUntil: a client hanging up cannot cancel it. */
+export function inBackground(ctx, task) {
+  const done = drive(task);
+  ctx.waitUntil(done);
+  return done;
 }

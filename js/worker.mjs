@@ -3,7 +3,7 @@
 // Built by scripts/build.sh into build/index.js next to build/index_bg.wasm.
 import wasmModule from "./index_bg.wasm";
 import { initSync, handle, __wbg_reset_state as resetWasm } from "./index.js";
-import { redact } from "./snippets/host.mjs";
+import { drive, redact } from "./snippets/host.mjs";
 
 // Instantiated once per isolate, at startup, from the module the runtime
 // already compiled.
@@ -18,7 +18,7 @@ export default {
   async fetch(request, env, ctx) {
     const headers = request.headers;
     try {
-      return await handle(
+      return await drive(handle(
         request,
         env,
         ctx,
@@ -28,7 +28,7 @@ export default {
         headers.get("cookie") ?? undefined,
         headers.get("origin") ?? undefined,
         request.method === "OPTIONS" && headers.has("access-control-request-method"),
-      );
+      ));
     } catch (error) {
       // Only a bug lands here. A trap leaves the wasm instance unusable, so
       // the next request gets a fresh one.

@@ -3,9 +3,7 @@
 //! this runtime (README, "Performance"). `js/host.mjs` imports each key once
 //! per isolate and keeps the `CryptoKey`.
 
-use wasm_bindgen_futures::JsFuture;
-
-use super::{host, kv::describe};
+use super::{host, kv::describe, task::wait};
 use crate::error::GateError;
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier, VerifyKey};
 
@@ -23,7 +21,7 @@ impl SignatureVerifier for WebCrypto {
             return Ok(false);
         };
         let outcome = match host::verify_signature(alg.name(), jwk, signature, signing_input) {
-            Ok(promise) => JsFuture::from(promise).await,
+            Ok(promise) => wait(promise).await,
             Err(e) => Err(e),
         };
         match outcome {

@@ -6,6 +6,8 @@ use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
+use super::task::Task;
+
 #[wasm_bindgen]
 extern "C" {
     /// A Fetch API `Request` (the client's).
@@ -71,8 +73,10 @@ extern "C" {
     /// Writes a log line with anything token- or query-like redacted.
     pub fn log(level: &str, message: &str);
 
-    #[wasm_bindgen(js_name = waitUntil)]
-    pub fn wait_until(ctx: &JsValue, promise: &Promise);
+    /// Drives `task` under `ctx.waitUntil`, so that the client hanging up
+    /// cannot cancel it; the promise settles with the task's result.
+    #[wasm_bindgen(js_name = inBackground)]
+    pub fn in_background(ctx: &JsValue, task: Task) -> Promise;
 }
 
 /// Copies a JS byte array out (admin request bodies).

@@ -9,17 +9,15 @@
 //! copy fails the check and is ignored. Without the key every isolate keeps
 //! its own copy (still cached for the provider's `max-age`).
 
-use base64ct::{Base64UrlUnpadded, Encoding};
-use js_sys::Array;
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
-use wasm_bindgen_futures::JsFuture;
-
-use super::{host, kv::describe};
+use super::{host, kv::describe, task::wait};
 use crate::keyring::{
     Fetched, JwksFetcher, DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, MIN_CACHE_SECONDS,
 };
 use crate::keys::{Algorithm, HmacKeys};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use js_sys::Array;
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
 
 pub const FETCH_TIMEOUT_MS: u32 = 5_000;
 /// Our own header on Cache API copies: `<expiry>.<hmac>`.
@@ -56,7 +54,7 @@ fn sealed_message(url: &str, expires: u64, body: &str) -> String {
 impl EdgeFetcher {
     async fn cached(&self, url: &str, key: &[u8]) -> Option<Fetched> {
         let promise = host::cache_read(url, SEAL_HEADER, MAX_JWKS_BYTES).ok()?;
-        let found = JsFuture::from(promise).await.ok()?;
+        let found = wait(promise).await.ok()?;
         if found.is_null() {
             return None;
         }
@@ -82,7 +80,7 @@ impl EdgeFetcher {
     async fn fetch_from_provider(&self, url: &str) -> Result<Fetched, String> {
         let promise = host::fetch_text(url, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES)
             .map_err(|e| format!("fetch failed: {}", describe(&e)))?;
-        let answer = JsFuture::from(promise)
+        let answer = wait(promise)
             .await
             .map_err(|e| format!("fetch failed or timed out: {}", describe(&e)))?;
         let answer = Array::from(&answer);
@@ -111,7 +109,7 @@ impl EdgeFetcher {
         );
         // Best effort: a failed cache write only costs a later fetch.
         if let Ok(promise) = host::cache_write(url, &fetched.body, ttl as u32, SEAL_HEADER, &seal) {
-            let _ = JsFuture::from(promise).await;
+            let _ = wait(promise).await;
         }
     }
 }

@@ -4,9 +4,9 @@
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 use super::host;
+use super::task::wait;
 use crate::error::GateError;
 use crate::revocation::{RevocationStore, StoreError};
 
@@ -47,9 +47,7 @@ impl RevocationStore for KvRevocations {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         let promise =
             host::kv_get_many(&self.namespace, keys.to_vec()).map_err(|e| failed("bulk get", e))?;
-        let answer = JsFuture::from(promise)
-            .await
-            .map_err(|e| failed("bulk get", e))?;
+        let answer = wait(promise).await.map_err(|e| failed("bulk get", e))?;
         // The host already checked every value is a string or null.
         Ok(Array::from(&answer).iter().map(|v| v.as_string()).collect())
     }
@@ -57,13 +55,11 @@ impl RevocationStore for KvRevocations {
     async fn put(&self, key: &str, value: &str, expires_at: Option<u64>) -> Result<(), StoreError> {
         let promise = host::kv_put(&self.namespace, key, value, expires_at.map(|at| at as f64))
             .map_err(|e| failed("put", e))?;
-        JsFuture::from(promise)
-            .await
-            .map_err(|e| failed("put", e))?;
+        wait(promise).await.map_err(|e| failed("put", e))?;
         Ok(())
     }
 
     async fn pause(&self, millis: u32) {
-        let _ = JsFuture::from(host::pause(millis)).await;
+        let _ = wait(host::pause(millis)).await;
     }
 }

@@ -3,15 +3,16 @@
 //! Everything that decides anything lives in the core.
 //!
 //! ```text
-//! js/worker.mjs ──handle(request, env, ctx, method, url, authorization, cookie, origin, preflight)──▶ core
-//!      ▲                                                                                    │
-//!      └──────────── Response (ours, or the origin's) ◀── js/host.mjs: KV, WebCrypto, fetch ◀┘
+//! js/worker.mjs ──handle(request, env, ctx, method, url, authorization, cookie, origin, preflight)──▶ Task
+//!   drive(task): poll ─▶ core runs until it waits on a promise (KV, WebCrypto, fetch via js/host.mjs)
+//!                await it natively, resume ─▶ ... ─▶ Response (ours, or the origin's)
 //! ```
 
 mod crypto;
 mod host;
 mod jwks;
 mod kv;
+mod task;
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -19,7 +20,6 @@ use std::rc::Rc;
 use js_sys::Reflect;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::admin;
 use crate::clock::NumericDate;
@@ -32,6 +32,7 @@ use crate::verify::Verification;
 use host::{Request, Response};
 use jwks::EdgeFetcher;
 use kv::{describe, KvRevocations};
+use task::{wait, Task};
 
 /// `Date.now()` in seconds. In Workers it only advances across I/O, which is
 /// what we want: one request sees one instant until it waits for something.
@@ -92,10 +93,11 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
 
 /// The one entry point: called by `js/worker.mjs` for every request, with
 /// the few request fields the core reads passed in, so that nothing has to
-/// be fetched back across the boundary.
+/// be fetched back across the boundary. `js/host.mjs`'s `drive` runs the
+/// returned task to its `Response`.
 #[allow(clippy::too_many_arguments)] // one call in, instead of nine crossings
 #[wasm_bindgen]
-pub async fn handle(
+pub fn handle(
     request: Request,
     env: JsValue,
     ctx: JsValue,
@@ -105,36 +107,39 @@ pub async fn handle(
     cookie: Option<String>,
     origin: Option<String>,
     preflight: bool,
-) -> Response {
-    let isolate = isolate(&env);
-    let outcome = match &isolate.config {
-        Ok(config) => {
-            let call = Call {
-                isolate: &isolate,
-                config,
-                request: &request,
-                env: &env,
-                ctx: &ctx,
-            };
-            let incoming = Incoming {
-                method: &method,
-                path: "",
-                authorization: authorization.as_deref(),
-                cookie: cookie.as_deref(),
-                origin: origin.as_deref(),
-                cors_preflight: preflight,
-            };
-            call.run(incoming, &url).await
+) -> Task {
+    Task::new(async move {
+        let isolate = isolate(&env);
+        let outcome = match &isolate.config {
+            Ok(config) => {
+                let call = Call {
+                    isolate: &isolate,
+                    config,
+                    request: &request,
+                    env: &env,
+                    ctx: &ctx,
+                };
+                let incoming = Incoming {
+                    method: &method,
+                    path: "",
+                    authorization: authorization.as_deref(),
+                    cookie: cookie.as_deref(),
+                    origin: origin.as_deref(),
+                    cors_preflight: preflight,
+                };
+                call.run(incoming, &url).await
+            }
+            Err(e) => Err(*e),
+        };
+        for warning in isolate.keyring.take_warnings() {
+            host::warn(&format!("tokengate: {warning}"));
         }
-        Err(e) => Err(*e),
-    };
-    for warning in isolate.keyring.take_warnings() {
-        host::warn(&format!("tokengate: {warning}"));
-    }
-    match outcome {
-        Ok(response) => response,
-        Err(e) => respond(&e.to_reply()),
-    }
+        match outcome {
+            Ok(response) => response,
+            Err(e) => respond(&e.to_reply()),
+        }
+        .into()
+    })
 }
 
 fn respond(reply: &Reply) -> Response {
@@ -218,7 +223,7 @@ impl Call<'_> {
         };
         let promise =
             host::forward(self.request, target, identity, with_body).map_err(unreachable)?;
-        let response = JsFuture::from(promise).await.map_err(unreachable)?;
+        let response = wait(promise).await.map_err(unreachable)?;
         Ok(response.unchecked_into())
     }
 
@@ -234,7 +239,7 @@ impl Call<'_> {
     ) -> Result<(), GateError> {
         let config = Rc::clone(self.config);
         let isolate = Rc::clone(self.isolate);
-        let write = future_to_promise(async move {
+        let write = Task::new(async move {
             let verification = Verification {
                 keyring: &isolate.keyring,
                 fetcher: &isolate.fetcher,
@@ -250,31 +255,29 @@ impl Call<'_> {
                 .finish_password_change(&verified, origin_status, now())
                 .await
             {
-                Ok(()) => Ok(JsValue::TRUE),
+                Ok(()) => JsValue::TRUE,
                 Err(_) => {
                     host::error(&format!(
                         "password change for token {} succeeded at the origin but the cut-off \
                          could not be recorded",
                         verified.identity.token_id
                     ));
-                    Err(JsValue::FALSE)
+                    JsValue::FALSE
                 }
             }
         });
-        host::wait_until(self.ctx, &write);
-        JsFuture::from(write)
-            .await
-            .map(|_| ())
-            .map_err(|_| GateError::SessionsNotRevoked)
+        let recorded = wait(host::in_background(self.ctx, write)).await;
+        match recorded {
+            Ok(done) if done.is_truthy() => Ok(()),
+            _ => Err(GateError::SessionsNotRevoked),
+        }
     }
 
     /// A small request body (admin API, reached only with the admin token).
     async fn read_body(&self) -> Result<Vec<u8>, GateError> {
         let promise = host::read_body(self.request, admin::MAX_BODY_BYTES as u32)
             .map_err(|_| GateError::InvalidRequest)?;
-        let body = JsFuture::from(promise)
-            .await
-            .map_err(|_| GateError::InvalidRequest)?;
+        let body = wait(promise).await.map_err(|_| GateError::InvalidRequest)?;
         host::bytes(&body).ok_or(GateError::InvalidRequest)
     }
 }
