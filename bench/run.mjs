@@ -185,6 +185,17 @@ async function startKv(seedCount, entries) {
   kv.port = kv.info.port;
   return kv;
 }
+/** Waits until no KV request has arrived for 200 ms (earlier traffic drained), then zeroes the counters. */
+async function kvQuiet(kv) {
+  let last = JSON.stringify(await kvControl(kv, "stats"));
+  for (let i = 0; i < 100; i++) {
+    await sleep(200);
+    const now = JSON.stringify(await kvControl(kv, "stats"));
+    if (now === last) break;
+    last = now;
+  }
+  await kvControl(kv, "reset");
+}
 const kvControl = (kv, what) => request(`http://127.0.0.1:${kv.port}/${what}`, { headers: { "x-bench-admin": "1" } }).then((r) => JSON.parse(r.body));
 
 async function startWorkerd(c, { kvPort, originUrl, vars, port }) {
@@ -265,7 +276,7 @@ async function checkContender(h, pools, kv, algs = ALGORITHMS) {
     await checkValid(h, pools.HS256.valid[0], "any");
     return;
   }
-  if (kv) await kvControl(kv, "reset");
+  if (kv) await kvQuiet(kv);
   let kvReads = 0;
   for (const alg of algs) {
     const p = pools[alg];
@@ -386,9 +397,12 @@ async function main() {
     log(`round ${r + 1}/${S.rounds}: starting ${contenders.length} workerd processes`);
     const inst = {};
     for (const c of contenders) inst[c.id] = await startWorkerd(c, { kvPort: c.kv ? kv.port : null, originUrl, vars });
+    // Every check before any load, so no other contender's traffic reaches the KV counters.
     for (const c of contenders) {
       await waitReady(inst[c.id]);
       await checkContender(inst[c.id], pools, kv);
+    }
+    for (const c of contenders) {
       await wrk({ url: `${inst[c.id].url}/`, script: scripts.mixed, seconds: S.warmSeconds, connections: S.connections, cpu: LOAD_CPU });
     }
     log(`round ${r + 1}: all contenders passed their checks (valid -> 200 with identity headers, revoked/cut-off -> 401 token_revoked, bad signature -> 401, one KV bulk get)`);
@@ -408,9 +422,11 @@ async function main() {
       log(`round ${r + 1} ${alg} valid: ${line}`);
     }
     if (rate === null) {
-      const slowest = Math.min(...results.throughput.filter((t) => t.round === 0 && t.kind === "valid" && !contenders.find((c) => c.id === t.contender).floor).map((t) => t.rps));
-      rate = Math.max(50, Math.floor((0.5 * slowest) / 50) * 50);
-      log(`fixed rate for latency: ${rate} req/s (half the slowest gateway's throughput in round 1, ${Math.round(slowest)} req/s)`);
+      // Half of what the most expensive gateway could serve on a whole core, from its CPU
+      // per request (robust against other processes stealing the core during round 1).
+      const worst = Math.max(...results.throughput.filter((t) => t.round === 0 && t.kind === "valid" && !contenders.find((c) => c.id === t.contender).floor).map((t) => t.cpuUs));
+      rate = Math.max(50, Math.floor((0.5 * 1e6) / worst / 50) * 50);
+      log(`fixed rate for latency: ${rate} req/s (half the capacity implied by the most expensive gateway cell in round 1, ${Math.round(worst)} µs CPU/request)`);
     }
     for (const alg of ALGORITHMS) {
       for (const c of rotate(gateways, r)) {

@@ -221,7 +221,7 @@ export function writeReport(R, outDir) {
   L.push("  the cell (all threads) / requests completed. With workerd saturating its core, CPU/request ≈ 1 / throughput;");
   L.push("  the fixed-rate column shows CPU/request when the core is not saturated.");
   L.push("- **Latency**: `bench/lib/paced.mjs`, an open-loop Node client (wrk has no fixed-rate mode; Debian ships no wrk2)");
-  L.push(`  at ${int(S.rate)} req/s (half the slowest gateway's throughput in round 1, unless \`BENCH_RATE\` is set), up to 64`);
+  L.push(`  at ${int(S.rate)} req/s (half of 1 / the highest gateway CPU per request in round 1, unless \`BENCH_RATE\` is set), up to 64`);
   L.push("  connections, 0.5 s warm-up; latency is measured from the write of each request, and the lag of each send");
   L.push("  against its schedule is recorded to show the generator kept up.");
   L.push("- **Cold start**: spawn of `workerd serve` (pinned) to the first 200 for a valid token, polling every millisecond.");

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// Where Tokengate's microseconds go. Two tools on the bench's own setup
+// (workerd from npm pinned to CPU 0, in-memory KV service, local origin, wrk
+// on CPU 1; see bench/README.md):
+//
+//   node bench/profile.mjs ab DIR_A DIR_B [DIR_C ...]
+//       worker CPU µs per valid HS256 request for each build directory,
+//       interleaved rounds (BENCH_ROUNDS, default 5), medians: A/B builds.
+//   node bench/profile.mjs cpu DIR
+//       V8's sampling CPU profiler through workerd's inspector during
+//       BENCH_SECONDS of load; prints self time by function and by part
+//       (wasm, JS glue, js/host.mjs, runtime builtins, GC, idle).
+//       Build DIR with wasm names kept to see Rust functions by name.
+//
+// A build directory holds index.js and index_bg.wasm (scripts/build.sh's
+// build/), or the old worker-build layout.
+import { mkdirSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { installCleanup, start, cpuMicros, freePort, request, sleep } from "./lib/proc.mjs";
+import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
+import { writeScript, wrk } from "./lib/wrk.mjs";
+import { makeKeys, mint, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
+import { median } from "./lib/stats.mjs";
+
+const [mode, ...dirs] = process.argv.slice(2);
+if (!["ab", "cpu"].includes(mode) || dirs.length === 0) {
+  console.error("usage: node bench/profile.mjs ab DIR... | cpu DIR");
+  process.exit(2);
+}
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const work = path.resolve("bench/.work/profile");
+mkdirSync(work, { recursive: true });
+installCleanup();
+
+const keys = await makeKeys();
+const now = Math.floor(Date.now() / 1000);
+const tokens = [];
+for (let i = 0; i < 16; i++) tokens.push(await mint(keys, "HS256", { sub: `user-${i}`, jti: `p-${i}`, iat: now - 60, exp: now + 86400 }));
+
+const kv = await start(process.execPath, ["bench/lib/kv-server.mjs", JSON.stringify({ seedCount: 10000 })], { cpu: 1, readyJson: true, name: "kv" });
+const origin = await start(process.execPath, ["bench/lib/origin.mjs"], { cpu: 1, readyJson: true, name: "origin" });
+const originUrl = `http://127.0.0.1:${origin.info.port}`;
+const script = writeScript(work, "profile-hs256", tokens);
+
+function modulesOf(dir) {
+  const files = readdirSync(dir);
+  const js = files.includes("index.js") ? "index.js" : files.find((f) => f.endsWith(".js"));
+  return [
+    { name: js, type: "esModule", file: path.join(dir, js) },
+    ...files.filter((f) => f.endsWith(".wasm")).map((f) => ({ name: f, type: "wasm", file: path.join(dir, f) })),
+  ];
+}
+
+async function startGateway(dir, extraArgs = []) {
+  const port = await freePort();
+  const config = writeConfig({
+    dir: work,
+    name: `gw-${path.basename(dir)}-${port}`,
+    modules: modulesOf(path.resolve(dir)),
+    vars: { JWT_SECRET: keys.secret, JWT_JWKS: JSON.stringify(keys.jwks), JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, ORIGIN_URL: originUrl },
+    kvPort: kv.info.port,
+    port,
+    compatibilityDate: "2026-11-01",
+  });
+  const h = await start(workerdBinary(), ["serve", config, "--experimental", ...extraArgs], { cpu: 0, name: dir });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[0]}` } });
+      if (r.status !== 200) throw new Error(`${dir}: expected 200, got ${r.status} ${r.body.slice(0, 200)}`);
+      break;
+    } catch (e) {
+      if (i > 100 || /expected 200/.test(e.message)) throw e;
+      await sleep(100);
+    }
+  }
+  return { h, url };
+}
+
+async function cpuPerRequest(gw) {
+  const before = cpuMicros(gw.h.pid);
+  const r = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
+  if (r.status) throw new Error(`${r.status} non-2xx answers`);
+  return { us: (cpuMicros(gw.h.pid) - before) / r.requests, rps: (r.requests * 1e6) / r.durationUs };
+}
+
+if (mode === "ab") {
+  const gateways = [];
+  for (const dir of dirs) gateways.push({ dir, gw: await startGateway(dir), us: [], rps: [] });
+  for (const g of gateways) await wrk({ url: g.gw.url, script, seconds: 1, cpu: 1 }); // warm up
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the order each round so drift in machine load spreads evenly.
+    for (let k = 0; k < gateways.length; k++) {
+      const g = gateways[(k + round) % gateways.length];
+      const m = await cpuPerRequest(g.gw);
+      g.us.push(m.us);
+      g.rps.push(m.rps);
+    }
+  }
+  const base = median(gateways[0].us);
+  console.log(`\nworker CPU per valid HS256 request, ${ROUNDS} interleaved rounds of ${SECONDS} s (median, min-max):`);
+  for (const g of gateways) {
+    const m = median(g.us);
+    console.log(
+      `  ${g.dir.padEnd(40)} ${m.toFixed(0).padStart(5)} µs (${Math.min(...g.us).toFixed(0)}-${Math.max(...g.us).toFixed(0)})  ` +
+        `${(m / base).toFixed(2)}x  ${median(g.rps).toFixed(0)} req/s`,
+    );
+  }
+  process.exit(0);
+}
+
+// mode === "cpu": V8 sampling profiler over the inspector protocol.
+const inspectorPort = await freePort();
+const gw = await startGateway(dirs[0], [`--inspector-addr=127.0.0.1:${inspectorPort}`]);
+const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
+const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+await new Promise((resolve, reject) => {
+  ws.onopen = resolve;
+  ws.onerror = reject;
+});
+let nextId = 1;
+const pending = new Map();
+ws.onmessage = (event) => {
+  const message = JSON.parse(event.data);
+  pending.get(message.id)?.(message);
+};
+const send = (method, params = {}) =>
+  new Promise((resolve) => {
+    const id = nextId++;
+    pending.set(id, resolve);
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+await send("Profiler.enable");
+await send("Profiler.setSamplingInterval", { interval: 50 });
+await wrk({ url: gw.url, script, seconds: 1, cpu: 1 });
+await send("Profiler.start");
+const load = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
+const { result } = await send("Profiler.stop");
+ws.close();
+
+const profile = result.profile;
+const self = new Map();
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const counts = new Map();
+for (const id of profile.samples) counts.set(id, (counts.get(id) ?? 0) + 1);
+const total = profile.samples.length;
+function part(frame) {
+  const { functionName: fn, url } = frame;
+  if (fn === "(garbage collector)") return "GC";
+  if (fn === "(idle)") return "idle";
+  if (fn === "(program)") return "runtime (C++, outside JS)";
+  if (fn === "(root)") return "runtime (C++, outside JS)";
+  if (url.startsWith("wasm://") || /^\$?(wasm-function|func)/.test(fn)) return "wasm (Rust core + adapter)";
+  if (url.includes("index.js")) return "JS (worker.mjs, glue, host.mjs)";
+  if (!url) return "runtime builtins";
+  return `other: ${url}`;
+}
+const parts = new Map();
+for (const [id, n] of counts) {
+  const node = byId.get(id);
+  const key = `${node.callFrame.functionName || "(anonymous)"}  ${node.callFrame.url.split("/").pop()}`;
+  self.set(key, (self.get(key) ?? 0) + n);
+  const p = part(node.callFrame);
+  parts.set(p, (parts.get(p) ?? 0) + n);
+}
+const perReq = (n) => ((n / total) * (profile.endTime - profile.startTime)) / load.requests;
+console.log(`\n${load.requests} requests in ${SECONDS} s; ${total} samples; µs of wall time per request by part (idle included):`);
+for (const [p, n] of [...parts].sort((a, b) => b[1] - a[1])) console.log(`  ${perReq(n).toFixed(1).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${p}`);
+console.log("\ntop functions by self time:");
+for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`  ${perReq(n).toFixed(2).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${k}`);
+process.exit(0);
