@@ -49,11 +49,12 @@ rm -rf "$stage/snippets"
 "$WASM_BINDGEN" "$raw" --out-dir "$stage" --out-name index --target web --no-typescript \
   --experimental-reset-state-function
 
-# 3. Size: wasm-opt, then drop names and producers (stack-trace sugar). It
-#    takes ~10 s, so it runs only when the wasm-bindgen output changed.
+# 3. wasm-opt -O3 (speed, as Cargo's opt-level), then drop names and
+#    producers (stack-trace sugar). It takes ~10 s, so it runs only when the
+#    wasm-bindgen output changed.
 digest=$(sha256sum "$stage/index_bg.wasm" | cut -d' ' -f1)
 if [ "$(cat "$stage/optimized-from" 2>/dev/null)" != "$digest" ] || [ ! -f build/index_bg.wasm ]; then
-  node_modules/.bin/wasm-opt "$stage/index_bg.wasm" -o build/index_bg.wasm -Oz \
+  node_modules/.bin/wasm-opt "$stage/index_bg.wasm" -o build/index_bg.wasm -O3 \
     --strip-debug --strip-producers \
     --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
     --enable-bulk-memory --enable-multivalue --enable-reference-types
