@@ -122,23 +122,40 @@ export async function verifySignature(alg, jwkText, signature, data) {
  */
 const SPOOFED_IDENTITY = /^x[-_]auth[-_]/;
 
+/** An origin's request to revoke (src/origin_revoke.rs); never passed to the client. */
+const REVOKE_HEADER = "tokengate-revoke";
+
 /**
  * Sends the request on: same method, headers and streamed body, client
  * `X-Auth-*` removed, the verified identity added (`identity` is a flat
  * [name, value, ...] list), redirects passed back rather than followed.
+ * Resolves to [response, revoke]: `revoke` is the origin's
+ * `Tokengate-Revoke` value (or null), and `response` never carries that
+ * header. Responses from fetch have immutable headers, so a copy (same
+ * status, headers and streamed body) is made only when the header is there.
  */
-export function forward(request, target, identity, withBody) {
+export async function forward(request, target, identity, withBody) {
   const headers = new Headers(request.headers);
   for (const name of request.headers.keys()) {
     if (SPOOFED_IDENTITY.test(name)) headers.delete(name);
   }
   for (let i = 0; i < identity.length; i += 2) headers.set(identity[i], identity[i + 1]);
-  return fetch(target, {
+  const response = await fetch(target, {
     method: request.method,
     headers,
     body: withBody ? request.body : null,
     redirect: "manual",
   });
+  const revoke = response.headers.get(REVOKE_HEADER);
+  if (revoke === null) return [response, null];
+  const stripped = new Response(response.body, response);
+  stripped.headers.delete(REVOKE_HEADER);
+  return [stripped, revoke];
+}
+
+/** One header of the client's request, or undefined. */
+export function header(request, name) {
+  return request.headers.get(name) ?? undefined;
 }
 
 /** A response of the gateway's own; `headers` is a flat [name, value, ...] list. */

@@ -66,6 +66,8 @@ struct Revoked<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     token_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
@@ -94,6 +96,8 @@ struct Introspection<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'static str>,
@@ -110,6 +114,7 @@ struct AdminRequest {
     jti: Option<String>,
     exp: Option<f64>,
     sub: Option<String>,
+    sid: Option<String>,
 }
 
 pub async fn handle(
@@ -151,6 +156,7 @@ async fn revoke(
             jti: None,
             exp: None,
             sub: None,
+            sid: None,
         } => {
             // Only a token we would have accepted is revoked by its ID, so a
             // forged token cannot knock out somebody else's `jti`. Its
@@ -174,6 +180,7 @@ async fn revoke(
             jti: Some(jti),
             exp: Some(exp),
             sub: None,
+            sid: None,
         } if !jti.is_empty() && exp.is_finite() => {
             revoke_id(store, &jti, Some(exp), leeway, now).await
         }
@@ -181,7 +188,34 @@ async fn revoke(
             token: None,
             jti: None,
             exp: None,
+            sub: None,
+            sid: Some(sid),
+        } if !sid.is_empty() => {
+            let until = revocation::revoke_session(
+                store,
+                &sid,
+                RevokedBy::Admin,
+                now,
+                config.session_lifetime_seconds,
+                leeway,
+            )
+            .await?;
+            Ok(Reply::json(
+                200,
+                &Revoked {
+                    revoked: true,
+                    sid: Some(&sid),
+                    expires_at: Some(until),
+                    ..Revoked::default()
+                },
+            ))
+        }
+        AdminRequest {
+            token: None,
+            jti: None,
+            exp: None,
             sub: Some(sub),
+            sid: None,
         } if !sub.is_empty() => {
             let cut_off =
                 revocation::cut_off_user(store, &sub, now, config.max_token_age_seconds, leeway)
@@ -231,6 +265,7 @@ async fn introspect(
         jti: None,
         exp: None,
         sub: None,
+        sid: None,
     } = request
     else {
         return Err(GateError::InvalidRequest);
@@ -266,10 +301,104 @@ async fn introspect(
                     iat: c.iat,
                     nbf: c.nbf,
                     jti: Some(&verified.identity.token_id),
+                    sid: c.session(),
                     token_type: Some("Bearer"),
                     ..Introspection::default()
                 },
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{config_with, TEST_SECRET};
+    use crate::keyring::Keyring;
+    use crate::keys::NoPublicKeys;
+    use crate::revocation::MemoryStore;
+    use crate::verify::tests::{mint, NoNetwork};
+    use pollster::block_on;
+    use serde_json::{json, Value};
+
+    const NOW: f64 = 1_700_000_000.0;
+
+    fn call(action: AdminAction, body: Value, store: &MemoryStore) -> (u16, Value) {
+        let config = config_with(&[
+            ("JWT_SECRET", TEST_SECRET),
+            ("SESSION_LIFETIME_SECONDS", "3600"),
+        ])
+        .unwrap();
+        let keyring = Keyring::default();
+        let verification = Verification {
+            keyring: &keyring,
+            fetcher: &NoNetwork,
+            signatures: &NoPublicKeys,
+        };
+        let reply = block_on(handle(
+            action,
+            body.to_string().as_bytes(),
+            &config,
+            &verification,
+            store,
+            NOW,
+        ));
+        (reply.status, serde_json::from_str(&reply.body).unwrap())
+    }
+
+    #[test]
+    fn a_session_is_revoked_by_its_sid_and_introspection_says_so() {
+        let store = MemoryStore::default();
+        let token = |sid: &str| {
+            mint(
+                "HS256",
+                json!({}),
+                json!({"sub": "alice", "sid": sid, "iat": NOW - 5.0, "exp": NOW + 600.0}),
+                TEST_SECRET.as_bytes(),
+            )
+        };
+        let (status, body) = call(AdminAction::Revoke, json!({"sid": "s-1"}), &store);
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"revoked": true, "sid": "s-1", "expires_at": 1_700_000_000 + 3600})
+        );
+        assert_eq!(
+            store.entries.borrow()["v1:sid:s-1"].0,
+            r#"{"at":1700000000,"by":"admin"}"#
+        );
+        let (_, body) = call(
+            AdminAction::Introspect,
+            json!({"token": token("s-1")}),
+            &store,
+        );
+        assert_eq!(body["active"], false);
+        assert_eq!(body["error"], "token_revoked");
+        assert_eq!(body["revoked_by"], "session");
+        let (_, body) = call(
+            AdminAction::Introspect,
+            json!({"token": token("s-2")}),
+            &store,
+        );
+        assert_eq!(
+            (body["active"].clone(), body["sid"].clone()),
+            (json!(true), json!("s-2"))
+        );
+        for bad in [
+            json!({"sid": ""}),
+            json!({"sid": "s-1", "sub": "alice"}),
+            json!({"sid": "s-1", "token": "x"}),
+            json!({"sid": 5}),
+        ] {
+            assert_eq!(
+                call(AdminAction::Revoke, bad.clone(), &store).0,
+                400,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            call(AdminAction::Introspect, json!({"sid": "s-1"}), &store).0,
+            400
+        );
     }
 }

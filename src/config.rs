@@ -15,6 +15,8 @@ use crate::routes::PathPattern;
 
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
 pub const DEFAULT_PASSWORD_CHANGE_PATH: &str = "/auth/password-change";
+/// `SESSION_LIFETIME_SECONDS` when unset: 30 days.
+pub const DEFAULT_SESSION_LIFETIME_SECONDS: u64 = 30 * 86_400;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,6 +45,15 @@ pub struct Config {
     /// case) whose browsers may call `POST /auth/logout` and
     /// `/auth/logout-all` cross-origin, with credentials. Empty: no CORS.
     pub cors_allowed_origins: Vec<String>,
+    /// `SESSION_LIFETIME_SECONDS`: how long a revoked-session entry lives
+    /// (plus leeway), and so the oldest `iat` a token with a `sid` may have.
+    pub session_lifetime_seconds: u64,
+    /// `BACKCHANNEL_LOGOUT_PATH` in loose form (`routes::loosely`); `None`:
+    /// back-channel logout is off and that path is an ordinary one.
+    pub backchannel_logout_path: Option<String>,
+    /// `BACKCHANNEL_LOGOUT_AUDIENCE`: the client IDs a logout token's `aud`
+    /// must contain one of (comma-separated); never empty when the path is set.
+    pub backchannel_logout_audiences: Vec<String>,
 }
 
 /// Which setting is wrong and why, without its value.
@@ -453,6 +464,71 @@ impl Config {
             return Err(invalid("ADMIN_TOKEN", "must be at least 16 characters"));
         }
 
+        let session_lifetime_seconds = match get("SESSION_LIFETIME_SECONDS") {
+            None => DEFAULT_SESSION_LIFETIME_SECONDS,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=crate::revocation::MAX_ENTRY_SECONDS).contains(s))
+                .ok_or_else(|| {
+                    invalid(
+                        "SESSION_LIFETIME_SECONDS",
+                        "must be a whole number of seconds, 1 to 315360000 (ten years)",
+                    )
+                })?,
+        };
+
+        let password_change_path = crate::routes::loosely(&password_change_path);
+        let backchannel_logout_audiences = list(get("BACKCHANNEL_LOGOUT_AUDIENCE").as_deref());
+        let backchannel_logout_path = match get("BACKCHANNEL_LOGOUT_PATH") {
+            None => {
+                if !backchannel_logout_audiences.is_empty() {
+                    warnings.push(
+                        "BACKCHANNEL_LOGOUT_AUDIENCE is set but BACKCHANNEL_LOGOUT_PATH is not: \
+                         back-channel logout is off"
+                            .to_owned(),
+                    );
+                }
+                None
+            }
+            Some(path) => {
+                let path = path.trim();
+                if !path.starts_with('/') {
+                    return Err(invalid("BACKCHANNEL_LOGOUT_PATH", "must start with '/'"));
+                }
+                let loose = crate::routes::loosely(path);
+                let taken = crate::routes::FIXED_PATHS
+                    .iter()
+                    .any(|fixed| *fixed == loose)
+                    || loose == password_change_path;
+                if taken || loose == "/" {
+                    return Err(invalid(
+                        "BACKCHANNEL_LOGOUT_PATH",
+                        "must be a path of its own, not / nor another gateway route",
+                    ));
+                }
+                if backchannel_logout_audiences.is_empty() {
+                    return Err(invalid(
+                        "BACKCHANNEL_LOGOUT_AUDIENCE",
+                        "is required when BACKCHANNEL_LOGOUT_PATH is set \
+                         (the client ID registered at the identity provider)",
+                    ));
+                }
+                // A logout token's `iss` must be one we know (2.6, step 2):
+                // without a configured issuer every logout token is refused
+                // (`backchannel::validate`), and that deserves a log line.
+                if providers.iter().any(|p| p.issuers.is_empty()) {
+                    warnings.push(
+                        "BACKCHANNEL_LOGOUT_PATH is set without JWT_ISSUER (or JWT_ISSUERS): \
+                         a logout token's iss cannot be checked, so every one is refused"
+                            .to_owned(),
+                    );
+                }
+                Some(loose)
+            }
+        };
+
         Ok(Config {
             origin_url,
             providers,
@@ -466,9 +542,12 @@ impl Config {
                 .map_or_else(|| "/".to_owned(), |p| p.trim().to_owned()),
             token_cookie_domain: get("TOKEN_COOKIE_DOMAIN").map(|d| d.trim().to_owned()),
             public_paths,
-            password_change_path: crate::routes::loosely(&password_change_path),
+            password_change_path,
             admin_token,
             cors_allowed_origins,
+            session_lifetime_seconds,
+            backchannel_logout_path,
+            backchannel_logout_audiences,
         })
     }
 
@@ -680,6 +759,126 @@ pub(crate) mod tests {
                 .unwrap_err();
             assert_eq!(err.setting, "CORS_ALLOWED_ORIGINS", "{bad}");
         }
+    }
+
+    #[test]
+    fn sessions_and_back_channel_logout_settings() {
+        let config = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
+        assert_eq!(config.session_lifetime_seconds, 2_592_000);
+        assert_eq!(config.backchannel_logout_path, None);
+        assert!(config.backchannel_logout_audiences.is_empty());
+
+        let config = config_with(&[
+            ("JWT_SECRET", TEST_SECRET),
+            ("JWT_ISSUER", "https://idp.example"),
+            ("SESSION_LIFETIME_SECONDS", " 3600 "),
+            ("BACKCHANNEL_LOGOUT_PATH", "/Auth//Backchannel-Logout/"),
+            ("BACKCHANNEL_LOGOUT_AUDIENCE", "client-1, client-2"),
+        ])
+        .unwrap();
+        assert_eq!(config.session_lifetime_seconds, 3600);
+        assert_eq!(
+            config.backchannel_logout_path.as_deref(),
+            Some("/auth/backchannel-logout")
+        );
+        assert_eq!(
+            config.backchannel_logout_audiences,
+            ["client-1", "client-2"]
+        );
+
+        // With several issuers, each entry names its issuer.
+        let issuers = r#"[{"issuer":"https://a.example","secret":true}]"#;
+        assert!(config_with(&[
+            ("JWT_SECRET", TEST_SECRET),
+            ("JWT_ISSUERS", issuers),
+            ("BACKCHANNEL_LOGOUT_PATH", "/bc"),
+            ("BACKCHANNEL_LOGOUT_AUDIENCE", "client-1"),
+        ])
+        .is_ok());
+
+        // The audience alone does nothing, and says so.
+        let config = config_with(&[
+            ("JWT_SECRET", TEST_SECRET),
+            ("BACKCHANNEL_LOGOUT_AUDIENCE", "client-1"),
+        ])
+        .unwrap();
+        assert_eq!(config.backchannel_logout_path, None);
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("JWT_SECRET", TEST_SECRET),
+                ("JWT_ISSUER", "https://idp.example"),
+            ];
+            all.extend_from_slice(pairs);
+            config_with(&all).map(|_| ()).map_err(|e| e.setting)
+        };
+        for (pairs, setting) in [
+            (
+                &[("BACKCHANNEL_LOGOUT_PATH", "/bc")][..],
+                "BACKCHANNEL_LOGOUT_AUDIENCE",
+            ),
+            (
+                &[
+                    ("BACKCHANNEL_LOGOUT_PATH", "bc"),
+                    ("BACKCHANNEL_LOGOUT_AUDIENCE", "c"),
+                ],
+                "BACKCHANNEL_LOGOUT_PATH",
+            ),
+            (
+                &[
+                    ("BACKCHANNEL_LOGOUT_PATH", "/auth/logout/"),
+                    ("BACKCHANNEL_LOGOUT_AUDIENCE", "c"),
+                ],
+                "BACKCHANNEL_LOGOUT_PATH",
+            ),
+            (
+                &[
+                    ("BACKCHANNEL_LOGOUT_PATH", "/Auth/Password-Change"),
+                    ("BACKCHANNEL_LOGOUT_AUDIENCE", "c"),
+                ],
+                "BACKCHANNEL_LOGOUT_PATH",
+            ),
+            (
+                &[
+                    ("BACKCHANNEL_LOGOUT_PATH", "/"),
+                    ("BACKCHANNEL_LOGOUT_AUDIENCE", "c"),
+                ],
+                "BACKCHANNEL_LOGOUT_PATH",
+            ),
+            (
+                &[("SESSION_LIFETIME_SECONDS", "0")],
+                "SESSION_LIFETIME_SECONDS",
+            ),
+            (
+                &[("SESSION_LIFETIME_SECONDS", "-1")],
+                "SESSION_LIFETIME_SECONDS",
+            ),
+            (
+                &[("SESSION_LIFETIME_SECONDS", "30d")],
+                "SESSION_LIFETIME_SECONDS",
+            ),
+            (
+                &[("SESSION_LIFETIME_SECONDS", "315360001")],
+                "SESSION_LIFETIME_SECONDS",
+            ),
+        ] {
+            assert_eq!(with(pairs), Err(setting), "{pairs:?}");
+        }
+        // Without any configured issuer a logout token's iss cannot be
+        // checked: the route is on, refuses every logout token, and says so.
+        let no_issuer = config_with(&[
+            ("JWT_SECRET", TEST_SECRET),
+            ("BACKCHANNEL_LOGOUT_PATH", "/bc"),
+            ("BACKCHANNEL_LOGOUT_AUDIENCE", "c"),
+        ])
+        .unwrap();
+        assert_eq!(no_issuer.backchannel_logout_path.as_deref(), Some("/bc"));
+        assert!(
+            no_issuer.warnings[0].contains("JWT_ISSUER"),
+            "{:?}",
+            no_issuer.warnings
+        );
     }
 
     #[test]

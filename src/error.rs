@@ -36,13 +36,22 @@ pub enum GateError {
     AudienceInvalid,
     /// The `typ` header does not match `JWT_TYP`.
     TypeInvalid,
-    /// The token was revoked (logout, logout-all, password change, admin).
+    /// The token was revoked (logout, logout-all, password change, admin,
+    /// its session, the origin).
     TokenRevoked,
+    /// The token carries `sid` but its `iat` is missing or older than
+    /// `SESSION_LIFETIME_SECONDS` (+ leeway): a revoked session's entry
+    /// lives that long, so an older token of a session could outlive the
+    /// entry that revokes it. Code `token_expired`, its own description.
+    SessionTooOld,
     /// The revocation store could not be read or written; fail closed.
     RevocationUnavailable,
     /// The password was changed at the origin but the user cut-off could not
     /// be recorded: old tokens still work, so the client must not see success.
     SessionsNotRevoked,
+    /// The origin asked for a revocation (`Tokengate-Revoke`) that could not
+    /// be recorded; its response was withheld. Code `sessions_not_revoked`.
+    OriginRevocationFailed,
     /// The issuer's signing keys could not be fetched and none are cached.
     KeysUnavailable,
     /// The origin could not be reached.
@@ -61,6 +70,10 @@ pub enum GateError {
     SubjectMissing,
     /// A gateway route was called with a method other than POST.
     MethodNotAllowed,
+    /// The back-channel logout route got no valid logout token (OpenID
+    /// Connect Back-Channel Logout 1.0, 2.6 and 2.8): 400 `invalid_request`
+    /// with this description of what is wrong.
+    LogoutTokenInvalid(&'static str),
 }
 
 impl GateError {
@@ -74,7 +87,7 @@ impl GateError {
             AlgorithmNotAllowed => "algorithm_not_allowed",
             UnknownKey => "unknown_key",
             SignatureInvalid => "signature_invalid",
-            TokenExpired => "token_expired",
+            TokenExpired | SessionTooOld => "token_expired",
             TokenNotYetValid => "token_not_yet_valid",
             TokenLifetimeTooLong => "token_lifetime_too_long",
             IssuerInvalid => "issuer_invalid",
@@ -82,13 +95,13 @@ impl GateError {
             TypeInvalid => "type_invalid",
             TokenRevoked => "token_revoked",
             RevocationUnavailable => "revocation_unavailable",
-            SessionsNotRevoked => "sessions_not_revoked",
+            SessionsNotRevoked | OriginRevocationFailed => "sessions_not_revoked",
             KeysUnavailable => "keys_unavailable",
             OriginUnreachable => "origin_unreachable",
             Misconfigured => "misconfigured",
             AdminDisabled => "not_found",
             AdminUnauthorized => "unauthorized",
-            InvalidRequest | SubjectMissing => "invalid_request",
+            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) => "invalid_request",
             MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -98,14 +111,17 @@ impl GateError {
         match self {
             TokenMissing | TokenMalformed | TokenTooLarge | TokenAmbiguous
             | AlgorithmNotAllowed | UnknownKey | SignatureInvalid | TokenExpired
-            | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid | AudienceInvalid
-            | TypeInvalid | TokenRevoked | AdminUnauthorized => 401,
-            InvalidRequest | SubjectMissing => 400,
+            | SessionTooOld | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid
+            | AudienceInvalid | TypeInvalid | TokenRevoked | AdminUnauthorized => 401,
+            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) => 400,
             AdminDisabled => 404,
             MethodNotAllowed => 405,
             Misconfigured => 500,
             OriginUnreachable => 502,
-            RevocationUnavailable | SessionsNotRevoked | KeysUnavailable => 503,
+            RevocationUnavailable
+            | SessionsNotRevoked
+            | OriginRevocationFailed
+            | KeysUnavailable => 503,
         }
     }
 
@@ -120,6 +136,10 @@ impl GateError {
             UnknownKey => "no key is configured for this token",
             SignatureInvalid => "the token's signature does not verify",
             TokenExpired => "the token has expired or has no expiry",
+            SessionTooOld => {
+                "the token's session (sid) is older than SESSION_LIFETIME_SECONDS, \
+                 or the token has no iat"
+            }
             TokenNotYetValid => "the token is not valid yet, or was issued in the future",
             TokenLifetimeTooLong => {
                 "the token expires further in the future than a revocation can be kept"
@@ -133,6 +153,10 @@ impl GateError {
                 "the password was changed, but existing sessions could not be signed out; \
                  call POST /auth/logout-all to finish"
             }
+            OriginRevocationFailed => {
+                "the origin asked for this token's sessions to be revoked, but the revocation \
+                 could not be recorded, so its response was withheld; try again or sign out"
+            }
             KeysUnavailable => "the issuer's signing keys cannot be fetched right now; try again",
             OriginUnreachable => "the origin could not be reached",
             Misconfigured => "the gateway is misconfigured",
@@ -143,6 +167,7 @@ impl GateError {
                 "the token has no sub (subject), so its sessions could not be revoked"
             }
             MethodNotAllowed => "this route only accepts POST",
+            LogoutTokenInvalid(why) => why,
         }
     }
 
@@ -174,8 +199,93 @@ impl GateError {
         if self == GateError::MethodNotAllowed {
             reply.headers.push(("Allow".into(), "POST".into()));
         }
+        reply.code = Some(self.code());
         reply
     }
+}
+
+/// Who a refused request spoke for, once its token's signature verified:
+/// what the refusal's log line may name (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub token_id: String,
+    pub sub: Option<String>,
+}
+
+impl Who {
+    pub fn of(identity: &crate::verify::Identity) -> Who {
+        Who {
+            token_id: identity.token_id.clone(),
+            sub: identity.subject.clone(),
+        }
+    }
+}
+
+/// A refusal: the error, and who the token spoke for when that is known
+/// (the signature verified before the request was refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub error: GateError,
+    pub who: Option<Who>,
+}
+
+impl Refusal {
+    /// A refusal of a request whose token verified.
+    pub fn of(error: GateError, identity: &crate::verify::Identity) -> Refusal {
+        Refusal {
+            error,
+            who: Some(Who::of(identity)),
+        }
+    }
+
+    pub fn to_reply(&self) -> Reply {
+        let mut reply = self.error.to_reply();
+        reply.who = self.who.clone();
+        reply
+    }
+}
+
+impl From<GateError> for Refusal {
+    fn from(error: GateError) -> Refusal {
+        Refusal { error, who: None }
+    }
+}
+
+/// The one structured log line of a refused request (a reply of the
+/// gateway's own with status 400 or above), e.g.
+/// `{"tokengate":"refused","status":401,"code":"token_revoked","method":"GET","path":"/x","token_id":"...","sub":"..."}`.
+/// `path` must come without its query string; the token is never in it,
+/// and `token_id`/`sub` only when the token's signature verified
+/// ([`Reply::who`]). `None` for a reply below 400.
+pub fn refusal_log_line(reply: &Reply, method: &str, path: &str) -> Option<String> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        tokengate: &'static str,
+        status: u16,
+        code: &'a str,
+        method: &'a str,
+        path: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sub: Option<&'a str>,
+    }
+    if reply.status < 400 {
+        return None;
+    }
+    // Only ever the path: a query string never reaches a log line.
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let who = reply.who.as_ref();
+    serde_json::to_string(&Line {
+        tokengate: "refused",
+        status: reply.status,
+        code: reply.code.unwrap_or("unknown"),
+        method,
+        path,
+        token_id: who.map(|w| w.token_id.as_str()),
+        sub: who.and_then(|w| w.sub.as_deref()),
+    })
+    .ok()
 }
 
 impl std::fmt::Display for GateError {
@@ -198,6 +308,11 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The error code of a refusal ([`GateError::to_reply`]), for its log
+    /// line; `None` for a success.
+    pub code: Option<&'static str>,
+    /// Who the refused token spoke for, when its signature verified.
+    pub who: Option<Who>,
 }
 
 impl Reply {
@@ -210,6 +325,8 @@ impl Reply {
             ],
             // Serializing our own plain structs cannot fail.
             body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),
+            code: None,
+            who: None,
         }
     }
 

@@ -11,13 +11,14 @@ use serde::Serialize;
 use crate::admin::{self, AdminAction};
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{GateError, Reply};
+use crate::error::{GateError, Refusal, Reply};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
+use crate::origin_revoke::{self, Directive, Write};
 use crate::revocation::{self, RevocationStore, RevokedBy, Status};
 use crate::routes::{self, Route};
 use crate::token;
-use crate::verify::{verify_token, Verification};
+use crate::verify::{verify_token_for_log, Verification};
 pub use crate::verify::{Identity, Verified};
 
 /// The answer of the logout routes.
@@ -26,6 +27,9 @@ struct LoggedOut<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_id: Option<&'a str>,
+    /// The session that was revoked with the token (its `sid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,14 +51,21 @@ pub struct Incoming<'a> {
 
 #[derive(Debug)]
 pub enum Decision {
-    /// Forward to the origin, with this identity (`None`: public route).
-    Forward(Option<Identity>),
+    /// Forward to the origin, with this verified token (`None`: public
+    /// route or preflight). Its identity goes to the origin; a
+    /// `Tokengate-Revoke` answer is acted on only when there is one
+    /// ([`Gateway::finish_origin_revocation`]).
+    Forward(Option<Verified>),
     /// Forward; if the origin accepts the change, call
     /// [`Gateway::finish_password_change`] before answering.
     ForwardPasswordChange(Verified),
     /// The caller is an authorized admin; read the body and call
     /// [`admin::handle`].
     ReadAdminBody(AdminAction),
+    /// A POST to `BACKCHANNEL_LOGOUT_PATH`: read its `Content-Type` and body
+    /// (at most [`crate::backchannel::MAX_BODY_BYTES`]) and call
+    /// [`crate::backchannel::handle`].
+    ReadBackchannelBody,
     /// Answer directly.
     Reply(Reply),
 }
@@ -68,11 +79,12 @@ pub struct Gateway<'a, F, V, S> {
 impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V, S> {
     pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
         let config = self.config;
-        let route = routes::route(
+        let route = routes::route_with_backchannel(
             req.method,
             req.path,
             req.cors_preflight,
             &config.password_change_path,
+            config.backchannel_logout_path.as_deref(),
             &config.public_paths,
         );
         // CORS, only for the logout routes and only for a listed origin; an
@@ -86,12 +98,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 return Decision::Reply(cors_preflight_reply(origin));
             }
         }
-        let result = match route {
+        let result: Result<Decision, Refusal> = match route {
             Route::Preflight | Route::Public => Ok(Decision::Forward(None)),
             Route::Protected => self
                 .authenticate(req, now)
                 .await
-                .map(|v| Decision::Forward(Some(v.identity))),
+                .map(|v| Decision::Forward(Some(v))),
             // Refused before the origin sees it when the token has no `sub`:
             // the password would change with no cut-off to record.
             Route::PasswordChange if changes_state(req.method) => self
@@ -99,13 +111,13 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .and_then(|verified| match verified.identity.subject {
                     Some(_) => Ok(Decision::ForwardPasswordChange(verified)),
-                    None => Err(GateError::SubjectMissing),
+                    None => Err(Refusal::of(GateError::SubjectMissing, &verified.identity)),
                 }),
             // Showing a password form must not sign anybody out.
             Route::PasswordChange => self
                 .authenticate(req, now)
                 .await
-                .map(|v| Decision::Forward(Some(v.identity))),
+                .map(|v| Decision::Forward(Some(v))),
             Route::Logout => self.logout(req, now).await.map(Decision::Reply),
             Route::LogoutAll => self.logout_all(req, now).await.map(Decision::Reply),
             Route::AdminRevoke | Route::AdminIntrospect => {
@@ -116,9 +128,13 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 };
                 admin::authorize(config, req.method, req.authorization)
                     .map(|()| Decision::ReadAdminBody(action))
+                    .map_err(Refusal::from)
             }
+            Route::BackchannelLogout => require_post(req.method)
+                .map(|()| Decision::ReadBackchannelBody)
+                .map_err(Refusal::from),
         };
-        let mut decision = result.unwrap_or_else(|e| Decision::Reply(e.to_reply()));
+        let mut decision = result.unwrap_or_else(|refusal| Decision::Reply(refusal.to_reply()));
         if let (Some(origin), Decision::Reply(reply)) = (cors_origin, &mut decision) {
             // Success and error replies alike, so a browser can read why.
             reply.headers.extend(cors_headers(origin));
@@ -126,16 +142,21 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         decision
     }
 
-    /// A valid token that is not revoked, or why not.
+    /// A valid token that is not revoked, or why not (naming the token once
+    /// its signature verified).
     pub async fn authenticate(
         &self,
         req: &Incoming<'_>,
         now: NumericDate,
-    ) -> Result<Verified, GateError> {
+    ) -> Result<Verified, Refusal> {
         let verified = self.verify_present_token(req, now).await?;
-        match revocation::check(self.store, &verified.identity.token_id, &verified.claims).await? {
+        let refuse = |e| Refusal::of(e, &verified.identity);
+        match revocation::check(self.store, &verified.identity.token_id, &verified.claims)
+            .await
+            .map_err(refuse)?
+        {
             Status::Active => Ok(verified),
-            Status::Revoked(_) => Err(GateError::TokenRevoked),
+            Status::Revoked(_) => Err(refuse(GateError::TokenRevoked)),
         }
     }
 
@@ -143,24 +164,30 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         &self,
         req: &Incoming<'_>,
         now: NumericDate,
-    ) -> Result<Verified, GateError> {
+    ) -> Result<Verified, Refusal> {
         let raw = token::extract(
             req.authorization,
             req.cookie,
             self.config.token_cookie.as_deref(),
         )?
         .ok_or(GateError::TokenMissing)?;
-        verify_token(raw, self.config, self.verification, now).await
+        verify_token_for_log(raw, self.config, self.verification, now).await
     }
 
-    /// Revokes the presented token. Idempotent: a token that is already
-    /// revoked gets the same 200 without another write.
-    async fn logout(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, GateError> {
+    /// Revokes the presented token, and its session when it has a `sid`.
+    /// Idempotent: what is already revoked is not written again, so a second
+    /// logout with the same token gets the same 200 without a write (and a
+    /// retry after a failed write finishes what is missing).
+    async fn logout(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, Refusal> {
         require_post(req.method)?;
         let verified = self.verify_present_token(req, now).await?;
+        let refuse = |e| Refusal::of(e, &verified.identity);
         let id = &verified.identity.token_id;
-        let status = revocation::check(self.store, id, &verified.claims).await?;
-        if status == Status::Active {
+        let sid = verified.claims.session();
+        let found = revocation::lookup(self.store, id, &verified.claims)
+            .await
+            .map_err(refuse)?;
+        if found.status() == Status::Active {
             revocation::revoke_token(
                 self.store,
                 id,
@@ -169,13 +196,20 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 RevokedBy::Logout,
                 now,
             )
-            .await?;
+            .await
+            .map_err(refuse)?;
+        }
+        if let (Some(sid), false) = (sid, found.session) {
+            self.revoke_session(sid, RevokedBy::Logout, now)
+                .await
+                .map_err(refuse)?;
         }
         let mut reply = Reply::json(
             200,
             &LoggedOut {
                 status: "logged_out",
                 token_id: Some(id),
+                sid,
                 sub: None,
                 revoked_before: None,
             },
@@ -186,16 +220,34 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         Ok(reply)
     }
 
+    async fn revoke_session(
+        &self,
+        sid: &str,
+        by: RevokedBy,
+        now: NumericDate,
+    ) -> Result<u64, GateError> {
+        revocation::revoke_session(
+            self.store,
+            sid,
+            by,
+            now,
+            self.config.session_lifetime_seconds,
+            self.config.leeway_seconds,
+        )
+        .await
+    }
+
     /// Records a cut-off for the caller's `sub`: every token of that user
     /// issued up to now stops working.
-    async fn logout_all(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, GateError> {
+    async fn logout_all(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, Refusal> {
         require_post(req.method)?;
         let verified = self.authenticate(req, now).await?;
+        let refuse = |e| Refusal::of(e, &verified.identity);
         let sub = verified
             .identity
             .subject
             .as_deref()
-            .ok_or(GateError::SubjectMissing)?;
+            .ok_or_else(|| refuse(GateError::SubjectMissing))?;
         let cut_off = revocation::cut_off_user(
             self.store,
             sub,
@@ -203,12 +255,14 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             self.config.max_token_age_seconds,
             self.config.leeway_seconds,
         )
-        .await?;
+        .await
+        .map_err(refuse)?;
         let mut reply = Reply::json(
             200,
             &LoggedOut {
                 status: "logged_out_everywhere",
                 token_id: None,
+                sid: None,
                 sub: Some(sub),
                 revoked_before: Some(cut_off),
             },
@@ -251,6 +305,64 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         .map_err(|_| GateError::SessionsNotRevoked)
     }
 
+    /// Records what an origin asked for with `Tokengate-Revoke`
+    /// ([`origin_revoke`]) for the verified token of the request it
+    /// answered; `now` is read after the origin answered (a `user` cut-off
+    /// covers every token issued before the answer). Every write is tried
+    /// (with retries) before the outcome is reported; the origin's response
+    /// may be passed on only on `Ok`. A store failure is
+    /// `OriginRevocationFailed` (503 `sessions_not_revoked`); `user` for a
+    /// token without `sub` is `SubjectMissing` (400), since nothing can be
+    /// cut off.
+    pub async fn finish_origin_revocation(
+        &self,
+        verified: &Verified,
+        directive: Directive,
+        now: NumericDate,
+    ) -> Result<(), GateError> {
+        let claims = &verified.claims;
+        let (mut store_failed, mut no_user) = (false, false);
+        for write in origin_revoke::plan(directive, claims.session(), claims.sub.as_deref()) {
+            let written = match write {
+                Write::Token => revocation::revoke_token(
+                    self.store,
+                    &verified.identity.token_id,
+                    claims.exp,
+                    self.config.leeway_seconds,
+                    RevokedBy::Origin,
+                    now,
+                )
+                .await
+                .map(|_| ()),
+                Write::Session(sid) => self
+                    .revoke_session(&sid, RevokedBy::Origin, now)
+                    .await
+                    .map(|_| ()),
+                Write::User(sub) => revocation::cut_off_user(
+                    self.store,
+                    &sub,
+                    now,
+                    self.config.max_token_age_seconds,
+                    self.config.leeway_seconds,
+                )
+                .await
+                .map(|_| ()),
+                Write::NoUser => {
+                    no_user = true;
+                    Ok(())
+                }
+            };
+            store_failed |= written.is_err();
+        }
+        if store_failed {
+            Err(GateError::OriginRevocationFailed)
+        } else if no_user {
+            Err(GateError::SubjectMissing)
+        } else {
+            Ok(())
+        }
+    }
+
     fn clear_cookie_header(&self) -> Option<String> {
         let name = self.config.token_cookie.as_deref()?;
         let mut cookie = format!(
@@ -291,6 +403,8 @@ fn cors_preflight_reply(origin: &str) -> Reply {
         status: 204,
         headers,
         body: String::new(),
+        code: None,
+        who: None,
     }
 }
 
@@ -420,10 +534,14 @@ mod tests {
         ));
         // Logout-all says the same.
         let all = request("POST", "/auth/logout-all", Some(&anonymous));
+        let answer = reply(decide(&config, &store, &all));
+        let expected = GateError::SubjectMissing.to_reply();
         assert_eq!(
-            reply(decide(&config, &store, &all)),
-            GateError::SubjectMissing.to_reply()
+            (answer.status, &answer.body, answer.code),
+            (expected.status, &expected.body, expected.code)
         );
+        // The refusal names the verified token for its log line.
+        assert_eq!(answer.who.unwrap().token_id, "anon");
         assert_eq!(store.writes.get(), 0);
     }
 
@@ -652,5 +770,288 @@ mod tests {
             decide(&config, &healthy, &request("GET", "/api", Some(&bearer))),
             Decision::Forward(Some(_))
         ));
+    }
+
+    fn with_sid(sid: &str, jti: &str) -> String {
+        token(
+            json!({"sub": "alice", "sid": sid, "jti": jti, "iat": NOW - 10.0, "exp": NOW + 600.0}),
+        )
+    }
+
+    fn body(reply: &Reply) -> serde_json::Value {
+        serde_json::from_str(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn logout_with_sid_revokes_the_session_and_the_token() {
+        let config = config(&[("SESSION_LIFETIME_SECONDS", "3600")]);
+        let store = MemoryStore::default();
+        let phone = format!("Bearer {}", with_sid("s-1", "phone"));
+        let laptop = format!("Bearer {}", with_sid("s-1", "laptop"));
+        let elsewhere = format!("Bearer {}", with_sid("s-2", "elsewhere"));
+        let get = |bearer| decide(&config, &store, &request("GET", "/api", Some(bearer)));
+        assert!(matches!(get(&laptop), Decision::Forward(Some(_))));
+
+        let before = store.reads.get();
+        let answer = reply(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&phone)),
+        ));
+        assert_eq!(answer.status, 200);
+        assert_eq!(
+            body(&answer),
+            json!({"status": "logged_out", "token_id": "phone", "sid": "s-1"})
+        );
+        assert_eq!(store.reads.get(), before + 1, "one bulk get");
+        let entries = store.entries.borrow().clone();
+        assert_eq!(
+            entries["v1:sid:s-1"].0,
+            r#"{"at":1700000000,"by":"logout"}"#
+        );
+        assert_eq!(entries["v1:sid:s-1"].1, Some(1_700_000_000 + 3600));
+        assert!(entries.contains_key("v1:jti:phone"));
+
+        for (bearer, revoked) in [(&phone, true), (&laptop, true), (&elsewhere, false)] {
+            match get(bearer) {
+                Decision::Reply(r) => {
+                    assert!(revoked, "{bearer}");
+                    assert_eq!(error_code(&r), "token_revoked");
+                    assert!(r.who.is_some(), "a verified refusal names the token");
+                }
+                Decision::Forward(Some(_)) => assert!(!revoked, "{bearer}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Idempotent: a second logout writes nothing.
+        let writes = store.writes.get();
+        let again = reply(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&phone)),
+        ));
+        assert_eq!(again.status, 200);
+        assert_eq!(store.writes.get(), writes);
+        // Logging out another token of the revoked session writes only its ID.
+        let laptop_out = reply(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&laptop)),
+        ));
+        assert_eq!(body(&laptop_out)["sid"], "s-1");
+        assert_eq!(store.writes.get(), writes, "revoked by its session already");
+    }
+
+    #[test]
+    fn a_logout_whose_session_write_failed_is_finished_by_a_retry() {
+        let config = config(&[]);
+        let store = MemoryStore::default();
+        let phone = format!("Bearer {}", with_sid("s-1", "phone"));
+        let logout = || {
+            reply(decide(
+                &config,
+                &store,
+                &request("POST", "/auth/logout", Some(&phone)),
+            ))
+        };
+        // A first logout wrote the token's ID; its session's write failed.
+        let writes_before = store.writes.get();
+        block_on(revocation::revoke_token(
+            &store,
+            "phone",
+            Some(NOW + 600.0),
+            0,
+            RevokedBy::Logout,
+            NOW,
+        ))
+        .unwrap();
+        store.failing_writes.set(3);
+        let failed = logout();
+        assert_eq!(
+            (failed.status, error_code(&failed)),
+            (503, "revocation_unavailable".into())
+        );
+        assert!(!store.entries.borrow().contains_key("v1:sid:s-1"));
+        assert_eq!(store.writes.get(), writes_before + 1 + 3);
+        // The retry sees the token revoked and the session not: writes the session.
+        let done = logout();
+        assert_eq!(done.status, 200);
+        assert!(store.entries.borrow().contains_key("v1:sid:s-1"));
+    }
+
+    #[test]
+    fn tokens_of_old_sessions_and_logout_tokens_are_refused() {
+        let config = config(&[("SESSION_LIFETIME_SECONDS", "600")]);
+        let store = MemoryStore::default();
+        let old = format!(
+            "Bearer {}",
+            token(json!({"sub": "alice", "sid": "s", "iat": NOW - 601.0, "exp": NOW + 600.0}))
+        );
+        let answer = reply(decide(&config, &store, &request("GET", "/api", Some(&old))));
+        assert_eq!(
+            (answer.status, error_code(&answer)),
+            (401, "token_expired".into())
+        );
+        assert!(body(&answer)["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("SESSION_LIFETIME_SECONDS"));
+        let logout_token = format!(
+            "Bearer {}",
+            token(
+                json!({"sub": "alice", "iat": NOW, "exp": NOW + 60.0, "jti": "lt",
+                "events": {"http://schemas.openid.net/event/backchannel-logout": {}}})
+            )
+        );
+        for (method, path) in [
+            ("GET", "/api"),
+            ("POST", "/auth/logout"),
+            ("POST", "/auth/logout-all"),
+            ("POST", "/auth/password-change"),
+        ] {
+            let answer = reply(decide(
+                &config,
+                &store,
+                &request(method, path, Some(&logout_token)),
+            ));
+            assert_eq!(
+                (answer.status, error_code(&answer)),
+                (401, "type_invalid".into()),
+                "{path}"
+            );
+        }
+        assert_eq!(store.writes.get() + store.reads.get(), 0);
+    }
+
+    #[test]
+    fn the_back_channel_route_takes_posts_only_and_only_when_configured() {
+        let on = config(&[
+            ("JWT_ISSUER", "https://idp.example"),
+            ("PUBLIC_PATHS", "/*"),
+            ("BACKCHANNEL_LOGOUT_PATH", "/auth/backchannel-logout"),
+            ("BACKCHANNEL_LOGOUT_AUDIENCE", "client-1"),
+        ]);
+        let store = MemoryStore::default();
+        for path in ["/auth/backchannel-logout", "/Auth/Backchannel-Logout/"] {
+            assert!(matches!(
+                decide(&on, &store, &request("POST", path, None)),
+                Decision::ReadBackchannelBody
+            ));
+            let get = reply(decide(&on, &store, &request("GET", path, None)));
+            assert_eq!((get.status, get.header("Allow")), (405, Some("POST")));
+            assert_eq!(error_code(&get), "method_not_allowed");
+        }
+        let off = config(&[]);
+        let answer = reply(decide(
+            &off,
+            &store,
+            &request("POST", "/auth/backchannel-logout", None),
+        ));
+        assert_eq!(
+            error_code(&answer),
+            "token_missing",
+            "an ordinary protected path"
+        );
+    }
+
+    fn finish_origin(
+        verified: &Verified,
+        store: &MemoryStore,
+        header: &str,
+    ) -> Result<(), GateError> {
+        let config = config(&[("SESSION_LIFETIME_SECONDS", "3600")]);
+        let keyring = Keyring::default();
+        let verification = Verification {
+            keyring: &keyring,
+            fetcher: &NoNetwork,
+            signatures: &NoPublicKeys,
+        };
+        let gateway = Gateway {
+            config: &config,
+            verification: &verification,
+            store,
+        };
+        let (directive, _) = crate::origin_revoke::parse(header);
+        block_on(gateway.finish_origin_revocation(verified, directive, NOW + 1.0))
+    }
+
+    fn verified(raw: &str) -> Verified {
+        let config = config(&[]);
+        let store = MemoryStore::default();
+        let bearer = format!("Bearer {raw}");
+        match decide(&config, &store, &request("GET", "/api", Some(&bearer))) {
+            Decision::Forward(Some(verified)) => verified,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn origin_directed_revocations_are_recorded() {
+        let session_token = verified(&with_sid("s-1", "t-s"));
+        let plain = verified(&alice());
+
+        let store = MemoryStore::default();
+        assert_eq!(finish_origin(&session_token, &store, "token"), Ok(()));
+        let entries = store.entries.borrow().clone();
+        assert_eq!(entries.keys().collect::<Vec<_>>(), ["v1:jti:t-s"]);
+        assert_eq!(
+            entries["v1:jti:t-s"].0,
+            r#"{"at":1700000001,"by":"origin"}"#
+        );
+
+        let store = MemoryStore::default();
+        assert_eq!(finish_origin(&session_token, &store, " Session "), Ok(()));
+        let entries = store.entries.borrow().clone();
+        assert_eq!(entries.keys().collect::<Vec<_>>(), ["v1:sid:s-1"]);
+        assert_eq!(entries["v1:sid:s-1"].1, Some(1_700_000_001 + 3600));
+
+        // Without sid, `session` revokes the token itself.
+        let store = MemoryStore::default();
+        assert_eq!(finish_origin(&plain, &store, "session"), Ok(()));
+        assert!(store.entries.borrow().contains_key("v1:jti:t-1"));
+
+        let store = MemoryStore::default();
+        assert_eq!(finish_origin(&plain, &store, "USER, bogus"), Ok(()));
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+
+        let store = MemoryStore::default();
+        assert_eq!(
+            finish_origin(&session_token, &store, "token,session,user"),
+            Ok(())
+        );
+        assert_eq!(store.entries.borrow().len(), 3);
+
+        // Nothing understood: nothing written.
+        let store = MemoryStore::default();
+        assert_eq!(finish_origin(&plain, &store, "everything"), Ok(()));
+        assert_eq!(store.writes.get(), 0);
+
+        // A store that cannot take the writes: never passed on as success.
+        let down = MemoryStore::default();
+        down.failing_writes.set(3);
+        assert_eq!(
+            finish_origin(&plain, &down, "token"),
+            Err(GateError::OriginRevocationFailed)
+        );
+        assert_eq!(*down.pauses.borrow(), [1100, 2200]);
+        let reply = GateError::OriginRevocationFailed.to_reply();
+        assert_eq!(
+            (reply.status, error_code(&reply)),
+            (503, "sessions_not_revoked".into())
+        );
+
+        // `user` for a token without sub: nothing to cut off.
+        let anonymous = verified(&token(
+            json!({"jti": "anon", "iat": NOW - 1.0, "exp": NOW + 60.0}),
+        ));
+        let store = MemoryStore::default();
+        assert_eq!(
+            finish_origin(&anonymous, &store, "user, token"),
+            Err(GateError::SubjectMissing)
+        );
+        assert!(
+            store.entries.borrow().contains_key("v1:jti:anon"),
+            "what can be done is done"
+        );
     }
 }

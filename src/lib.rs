@@ -8,6 +8,7 @@
 //! response.
 
 pub mod admin;
+pub mod backchannel;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod gateway;
 pub mod headers;
 pub mod keyring;
 pub mod keys;
+pub mod origin_revoke;
 pub mod revocation;
 pub mod routes;
 pub mod token;

@@ -5,6 +5,14 @@
 //!   token, expiring with the token (`exp` + leeway, at least 60 s from now).
 //! - `v1:sub:<sub>` = `<cut-off NumericDate>`: every token of that user with
 //!   `iat` before the cut-off is revoked. One key per user, overwritten.
+//! - `v1:sid:<sid>` = `{"at":<when>,"by":"<reason>"}`: a revoked session
+//!   ([`revoke_session`]). Its presence revokes every token carrying that
+//!   `sid`, whatever its `iat`; it expires `SESSION_LIFETIME_SECONDS` +
+//!   leeway after it is written, and tokens with a `sid` older than that are
+//!   refused by their age ([`crate::verify::check_claims`]).
+//!
+//! The per-request check ([`check`]) reads the token's ID, its user and its
+//! session in one bulk get: 1 to 3 keys, one round trip.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Serialize};
@@ -16,6 +24,7 @@ use crate::token::Claims;
 
 pub const KEY_PREFIX_TOKEN: &str = "v1:jti:";
 pub const KEY_PREFIX_USER: &str = "v1:sub:";
+pub const KEY_PREFIX_SESSION: &str = "v1:sid:";
 /// Workers KV refuses an expiration closer than 60 s.
 pub const KV_MIN_TTL_SECONDS: u64 = 60;
 /// KV keys are at most 512 bytes; longer IDs are stored by their hash.
@@ -58,15 +67,35 @@ pub fn user_key(sub: &str) -> String {
     bounded(KEY_PREFIX_USER, sub)
 }
 
-/// Why a token is no longer accepted.
+pub fn session_key(sid: &str) -> String {
+    bounded(KEY_PREFIX_SESSION, sid)
+}
+
+/// Why a token is no longer accepted (introspection's `revoked_by`), and
+/// who wrote an entry (its `by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RevokedBy {
+    /// `POST /auth/logout`.
     Logout,
+    /// The admin API.
     Admin,
+    /// A user cut-off (logout-all, password change, admin `sub`,
+    /// back-channel logout by `sub`, `Tokengate-Revoke: user`). Status only.
     UserCutOff,
+    /// The token's session (`v1:sid:`) is revoked. Status only: the session
+    /// entry itself says who revoked it.
+    Session,
+    /// An OpenID Connect back-channel logout.
+    Backchannel,
+    /// The origin, with `Tokengate-Revoke`.
+    Origin,
 }
 
+/// The value of a revoked-ID entry and of a revoked-session entry:
+/// `{"at":<unix seconds>,"by":"logout"|"admin"|"backchannel"|"origin"}`.
+/// Informational: an entry's presence is what revokes, so an unreadable
+/// value still revokes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenEntry {
     pub at: u64,
@@ -132,36 +161,96 @@ pub enum Status {
     Revoked(RevokedBy),
 }
 
-/// The per-request check: one round trip for the token ID and the user.
+/// What the store holds about one token: its own entry, its session's and
+/// its user's cut-off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lookup {
+    /// The revoked-ID entry's `by`, when there is one (`Admin` when its
+    /// value is unreadable: its presence alone revokes).
+    pub token: Option<RevokedBy>,
+    /// The token has a `sid` and that session is revoked.
+    pub session: bool,
+    /// The user's stored cut-off, when the token has a `sub` and there is one.
+    pub cut_off: Option<NumericDate>,
+    iat: Option<NumericDate>,
+}
+
+impl Lookup {
+    /// The token's own entry first, then its session, then its user.
+    pub fn status(&self) -> Status {
+        if let Some(by) = self.token {
+            return Status::Revoked(by);
+        }
+        if self.session {
+            return Status::Revoked(RevokedBy::Session);
+        }
+        match self.cut_off {
+            Some(cut_off) if revoked_by_cut_off(self.iat, cut_off) => {
+                Status::Revoked(RevokedBy::UserCutOff)
+            }
+            _ => Status::Active,
+        }
+    }
+}
+
+/// One bulk get of `keys`; an answer of the wrong length, like a failed
+/// read, is `revocation_unavailable`, never "no entry" (fail closed).
+async fn read_all(
+    store: &impl RevocationStore,
+    keys: &[String],
+) -> Result<Vec<Option<String>>, GateError> {
+    let values = store
+        .get_many(keys)
+        .await
+        .map_err(|_| GateError::RevocationUnavailable)?;
+    if values.len() != keys.len() {
+        return Err(GateError::RevocationUnavailable);
+    }
+    Ok(values)
+}
+
+/// Everything the store holds about a token, in one round trip: its ID,
+/// its user (with `sub`) and its session (with `sid`), 1 to 3 keys.
+pub async fn lookup(
+    store: &impl RevocationStore,
+    token_id: &str,
+    claims: &Claims,
+) -> Result<Lookup, GateError> {
+    let mut keys = vec![token_key(token_id)];
+    let user_at = claims.sub.as_ref().map(|sub| {
+        keys.push(user_key(sub));
+        keys.len() - 1
+    });
+    let session_at = claims.session().map(|sid| {
+        keys.push(session_key(sid));
+        keys.len() - 1
+    });
+    let mut values = read_all(store, &keys).await?;
+    let mut take = |at: Option<usize>| at.and_then(|i| values[i].take());
+    // Whatever the entry says, its presence revokes the token.
+    let token = take(Some(0))
+        .map(|entry| serde_json::from_str::<TokenEntry>(&entry).map_or(RevokedBy::Admin, |e| e.by));
+    let session = take(session_at).is_some();
+    let cut_off = match take(user_at) {
+        Some(value) => Some(parse_cut_off(&value).map_err(|_| GateError::RevocationUnavailable)?),
+        None => None,
+    };
+    Ok(Lookup {
+        token,
+        session,
+        cut_off,
+        iat: claims.iat,
+    })
+}
+
+/// The per-request check: one round trip for the token ID, the user and
+/// the session.
 pub async fn check(
     store: &impl RevocationStore,
     token_id: &str,
     claims: &Claims,
 ) -> Result<Status, GateError> {
-    let mut keys = vec![token_key(token_id)];
-    if let Some(sub) = &claims.sub {
-        keys.push(user_key(sub));
-    }
-    let values = store
-        .get_many(&keys)
-        .await
-        .map_err(|_| GateError::RevocationUnavailable)?;
-    // A short answer must not read as "no entry": that would be fail-open.
-    if values.len() != keys.len() {
-        return Err(GateError::RevocationUnavailable);
-    }
-    if let Some(entry) = &values[0] {
-        // Whatever the entry says, its presence revokes the token.
-        let by = serde_json::from_str::<TokenEntry>(entry).map_or(RevokedBy::Admin, |e| e.by);
-        return Ok(Status::Revoked(by));
-    }
-    if let Some(Some(cut_off)) = values.get(1) {
-        let cut_off = parse_cut_off(cut_off).map_err(|_| GateError::RevocationUnavailable)?;
-        if revoked_by_cut_off(claims.iat, cut_off) {
-            return Ok(Status::Revoked(RevokedBy::UserCutOff));
-        }
-    }
-    Ok(Status::Active)
+    Ok(lookup(store, token_id, claims).await?.status())
 }
 
 /// The pauses between the attempts of a write, in milliseconds: try, wait
@@ -224,13 +313,71 @@ pub async fn cut_off_user(
     max_token_age: Option<u64>,
     leeway_seconds: u64,
 ) -> Result<NumericDate, GateError> {
-    let value = format_cut_off(now);
+    cut_off_user_at(store, sub, now, now, max_token_age, leeway_seconds).await
+}
+
+/// Revokes every token of `sub` issued before `cut_off`, which may lie in
+/// the past (a back-channel logout cuts off at its logout token's `iat`).
+/// The entry's expiry counts from `now`, as in [`cut_off_user`].
+pub async fn cut_off_user_at(
+    store: &impl RevocationStore,
+    sub: &str,
+    cut_off: NumericDate,
+    now: NumericDate,
+    max_token_age: Option<u64>,
+    leeway_seconds: u64,
+) -> Result<NumericDate, GateError> {
+    let value = format_cut_off(cut_off);
     let expires_at = max_token_age.map(|age| {
         let ttl = age.saturating_add(leeway_seconds).max(KV_MIN_TTL_SECONDS);
-        (now.ceil() as u64).saturating_add(ttl)
+        (now.max(0.0).ceil() as u64).saturating_add(ttl)
     });
     put_with_retry(store, &user_key(sub), &value, expires_at).await?;
-    Ok(parse_cut_off(&value).unwrap_or(now))
+    Ok(parse_cut_off(&value).unwrap_or(cut_off))
+}
+
+/// When a revoked-session entry written at `now` expires: the session
+/// lifetime plus leeway later (at least KV's minimum). Every token of the
+/// session is refused by its age by then ([`crate::verify::check_claims`]
+/// requires a `sid` token's `iat` to be at most that old), so no revoked
+/// session comes back when its entry goes.
+pub fn session_entry_expiry(now: NumericDate, lifetime_seconds: u64, leeway_seconds: u64) -> u64 {
+    let ttl = lifetime_seconds
+        .saturating_add(leeway_seconds)
+        .max(KV_MIN_TTL_SECONDS);
+    (now.max(0.0).ceil() as u64).saturating_add(ttl)
+}
+
+/// Revokes the session `sid`: every token carrying it, whatever its `iat`.
+/// Writes `v1:sid:<sid>` = `{"at":<unix seconds>,"by":"<by>"}` (the same
+/// shape as a revoked-ID entry; informational, its presence is what
+/// revokes), expiring [`session_entry_expiry`]. Idempotent; returns the
+/// expiry.
+pub async fn revoke_session(
+    store: &impl RevocationStore,
+    sid: &str,
+    by: RevokedBy,
+    now: NumericDate,
+    lifetime_seconds: u64,
+    leeway_seconds: u64,
+) -> Result<u64, GateError> {
+    let expires_at = session_entry_expiry(now, lifetime_seconds, leeway_seconds);
+    let entry = serde_json::to_string(&TokenEntry {
+        at: now.max(0.0).floor() as u64,
+        by,
+    })
+    .map_err(|_| GateError::RevocationUnavailable)?;
+    put_with_retry(store, &session_key(sid), &entry, Some(expires_at)).await?;
+    Ok(expires_at)
+}
+
+/// Reads the given keys in one round trip (the back-channel logout's
+/// look-ups). Fails closed like [`check`].
+pub async fn read(
+    store: &impl RevocationStore,
+    keys: &[String],
+) -> Result<Vec<Option<String>>, GateError> {
+    read_all(store, keys).await
 }
 
 /// An in-memory store for tests and for the native benchmarks. It counts
@@ -526,6 +673,164 @@ pub(crate) mod tests {
         store.failing_writes.set(2);
         assert!(cut_off(&store).is_ok());
         assert_eq!(*store.pauses.borrow(), [1100, 2200]);
+    }
+
+    fn with_sid(sub: &str, sid: &str) -> Claims {
+        Claims {
+            sid: Some(sid.into()),
+            ..claims(sub, Some(NOW - 10.0))
+        }
+    }
+
+    #[test]
+    fn one_round_trip_reads_token_user_and_session() {
+        let store = MemoryStore::default();
+        let reads = |store: &MemoryStore, claims: &Claims| {
+            let keys = std::cell::RefCell::new(Vec::new());
+            let recording = Recording(store, &keys);
+            let status = block_on(check(&recording, "t1", claims));
+            (status, keys.into_inner())
+        };
+        let (status, keys) = reads(&store, &with_sid("alice", "s-1"));
+        assert_eq!(status, Ok(Status::Active));
+        assert_eq!(keys, [["v1:jti:t1", "v1:sub:alice", "v1:sid:s-1"]]);
+        let (_, keys) = reads(&store, &claims("alice", Some(NOW)));
+        assert_eq!(keys, [["v1:jti:t1", "v1:sub:alice"]]);
+        let no_sub = Claims {
+            sub: None,
+            ..with_sid("alice", "s-1")
+        };
+        let (_, keys) = reads(&store, &no_sub);
+        assert_eq!(keys, [["v1:jti:t1", "v1:sid:s-1"]]);
+        let empty_sid = with_sid("alice", "");
+        let (_, keys) = reads(&store, &empty_sid);
+        assert_eq!(
+            keys,
+            [["v1:jti:t1", "v1:sub:alice"]],
+            "an empty sid is none"
+        );
+    }
+
+    /// Records the keys of every bulk get.
+    struct Recording<'a>(&'a MemoryStore, &'a std::cell::RefCell<Vec<Vec<String>>>);
+
+    impl RevocationStore for Recording<'_> {
+        async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+            self.1.borrow_mut().push(keys.to_vec());
+            self.0.get_many(keys).await
+        }
+        async fn put(&self, k: &str, v: &str, e: Option<u64>) -> Result<(), StoreError> {
+            self.0.put(k, v, e).await
+        }
+        async fn pause(&self, millis: u32) {
+            self.0.pause(millis).await
+        }
+    }
+
+    #[test]
+    fn a_revoked_session_revokes_every_token_carrying_it() {
+        let store = MemoryStore::default();
+        let expires = block_on(revoke_session(
+            &store,
+            "s-1",
+            RevokedBy::Logout,
+            NOW,
+            3600,
+            30,
+        ))
+        .unwrap();
+        assert_eq!(expires, 1_700_000_001 + 3630);
+        let (value, expiry) = store.entries.borrow()["v1:sid:s-1"].clone();
+        assert_eq!(value, r#"{"at":1700000000,"by":"logout"}"#);
+        assert_eq!(expiry, Some(expires));
+        assert_eq!(
+            block_on(check(&store, "a", &with_sid("alice", "s-1"))),
+            Ok(Status::Revoked(RevokedBy::Session))
+        );
+        // Issued after the revocation too: the session is over.
+        let later = Claims {
+            iat: Some(NOW + 100.0),
+            ..with_sid("alice", "s-1")
+        };
+        assert_eq!(
+            block_on(check(&store, "b", &later)),
+            Ok(Status::Revoked(RevokedBy::Session))
+        );
+        // Another session of the same user, and a token without sid, live on.
+        assert_eq!(
+            block_on(check(&store, "c", &with_sid("alice", "s-2"))),
+            Ok(Status::Active)
+        );
+        assert_eq!(
+            block_on(check(&store, "d", &claims("alice", Some(NOW)))),
+            Ok(Status::Active)
+        );
+        // The token's own entry names its own reason first.
+        block_on(revoke_token(
+            &store,
+            "a",
+            Some(NOW + 60.0),
+            0,
+            RevokedBy::Admin,
+            NOW,
+        ))
+        .unwrap();
+        assert_eq!(
+            block_on(check(&store, "a", &with_sid("alice", "s-1"))),
+            Ok(Status::Revoked(RevokedBy::Admin))
+        );
+        // Garbage in a session entry still revokes.
+        block_on(store.put("v1:sid:s-3", "garbage", None)).unwrap();
+        assert_eq!(
+            block_on(check(&store, "e", &with_sid("alice", "s-3"))),
+            Ok(Status::Revoked(RevokedBy::Session))
+        );
+        // A short lifetime still gets KV's minimum.
+        assert_eq!(session_entry_expiry(NOW, 10, 0), 1_700_000_001 + 60);
+        assert_eq!(
+            session_key(&"s".repeat(300)).len(),
+            "v1:sid:sha256:".len() + 43
+        );
+    }
+
+    #[test]
+    fn a_session_read_of_the_wrong_length_fails_closed() {
+        for miscount in [|n: usize| n - 1, |n: usize| n + 1] {
+            assert_eq!(
+                block_on(check(
+                    &MiscountingStore(miscount),
+                    "t",
+                    &with_sid("alice", "s-1")
+                )),
+                Err(GateError::RevocationUnavailable)
+            );
+        }
+    }
+
+    #[test]
+    fn a_cut_off_may_be_set_in_the_past() {
+        let store = MemoryStore::default();
+        let cut = block_on(cut_off_user_at(
+            &store,
+            "alice",
+            NOW - 100.0,
+            NOW,
+            Some(600),
+            0,
+        ))
+        .unwrap();
+        assert_eq!(cut, 1_699_999_900.5);
+        let (value, expiry) = store.entries.borrow()["v1:sub:alice"].clone();
+        assert_eq!(value, "1699999900.500");
+        assert_eq!(expiry, Some(1_700_000_001 + 600), "counted from now");
+        assert_eq!(
+            block_on(check(&store, "a", &claims("alice", Some(NOW - 101.0)))),
+            Ok(Status::Revoked(RevokedBy::UserCutOff))
+        );
+        assert_eq!(
+            block_on(check(&store, "b", &claims("alice", Some(NOW - 99.0)))),
+            Ok(Status::Active)
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum Route {
     PasswordChange,
     AdminRevoke,
     AdminIntrospect,
+    /// `BACKCHANNEL_LOGOUT_PATH`, when configured: the identity provider's
+    /// OpenID Connect back-channel logout requests.
+    BackchannelLogout,
     /// Everything else: verified, checked for revocation, forwarded.
     Protected,
 }
@@ -45,6 +48,13 @@ pub const LOGOUT_PATH: &str = "/auth/logout";
 pub const LOGOUT_ALL_PATH: &str = "/auth/logout-all";
 pub const ADMIN_REVOKE_PATH: &str = "/_admin/revoke";
 pub const ADMIN_INTROSPECT_PATH: &str = "/_admin/introspect";
+/// The gateway's routes with fixed paths, in loose form.
+pub const FIXED_PATHS: [&str; 4] = [
+    LOGOUT_PATH,
+    LOGOUT_ALL_PATH,
+    ADMIN_REVOKE_PATH,
+    ADMIN_INTROSPECT_PATH,
+];
 
 /// Gateway-owned routes win over `PUBLIC_PATHS`, so a broad public prefix
 /// can never switch off logout or the admin API's authentication. They are
@@ -57,6 +67,28 @@ pub fn route(
     path: &str,
     is_cors_preflight: bool,
     password_change_path: &str,
+    public_paths: &[PathPattern],
+) -> Route {
+    route_with_backchannel(
+        method,
+        path,
+        is_cors_preflight,
+        password_change_path,
+        None,
+        public_paths,
+    )
+}
+
+/// [`route`], with the back-channel logout route when
+/// `backchannel_logout_path` (loose form) is configured. It is matched as
+/// loosely as the other gateway routes, after the fixed ones and before
+/// preflights and `PUBLIC_PATHS`, like the logout routes it takes POST only.
+pub fn route_with_backchannel(
+    method: &str,
+    path: &str,
+    is_cors_preflight: bool,
+    password_change_path: &str,
+    backchannel_logout_path: Option<&str>,
     public_paths: &[PathPattern],
 ) -> Route {
     // Two readings of the path, since origins differ on `//` next to `..`
@@ -73,6 +105,7 @@ pub fn route(
         _ if is(LOGOUT_ALL_PATH) => Route::LogoutAll,
         _ if is(ADMIN_REVOKE_PATH) => Route::AdminRevoke,
         _ if is(ADMIN_INTROSPECT_PATH) => Route::AdminIntrospect,
+        _ if backchannel_logout_path.is_some_and(is) => Route::BackchannelLogout,
         _ if method == "OPTIONS" && is_cors_preflight => Route::Preflight,
         _ if is(password_change_path) => Route::PasswordChange,
         // Public paths are matched exactly as sent: loosening would widen them.
@@ -433,6 +466,47 @@ mod tests {
         ] {
             assert_eq!(r(path), Route::Public, "{path}");
         }
+    }
+
+    #[test]
+    fn the_back_channel_route_is_matched_loosely_and_wins_over_public_paths() {
+        let everything = vec![PathPattern::parse("/*").unwrap()];
+        let bc = loosely("/auth/backchannel-logout");
+        let r = |method, path, preflight| {
+            route_with_backchannel(
+                method,
+                path,
+                preflight,
+                "/auth/password-change",
+                Some(&bc),
+                &everything,
+            )
+        };
+        for path in [
+            "/auth/backchannel-logout",
+            "/Auth//Backchannel-Logout/",
+            "/x/..;/auth/backchannel-logout",
+            "/auth/backchannel%2Dlogout",
+            "/auth/backchannel-logout;x=1",
+        ] {
+            assert_eq!(r("POST", path, false), Route::BackchannelLogout, "{path}");
+            assert_eq!(r("GET", path, false), Route::BackchannelLogout, "{path}");
+            assert_eq!(r("OPTIONS", path, true), Route::BackchannelLogout, "{path}");
+        }
+        assert_eq!(r("POST", "/auth/backchannel-logouts", false), Route::Public);
+        assert_eq!(r("POST", "/auth/logout", false), Route::Logout);
+        // Not configured: an ordinary path.
+        assert_eq!(
+            route_with_backchannel(
+                "POST",
+                "/auth/backchannel-logout",
+                false,
+                "/auth/password-change",
+                None,
+                &[],
+            ),
+            Route::Protected
+        );
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct ExtraHeader {
     pub b64: Option<serde::de::IgnoredAny>,
 }
 
+/// The `events` member that makes a JWT an OpenID Connect logout token
+/// (Back-Channel Logout 1.0, 2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
 /// Registered claims, read by us rather than jwt-compact because its
 /// timestamps drop fractions, and `iat` must be ordered exactly.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,6 +83,72 @@ pub struct Claims {
     pub sub: Option<String>,
     pub jti: Option<String>,
     pub aud: Option<Audience>,
+    /// OIDC session ID: tokens of one sign-in share it (see [`Claims::session`]).
+    pub sid: Option<String>,
+    /// Security event claims (RFC 8417), kept unparsed: only a logout
+    /// token has them, and they are looked at only when present.
+    pub events: Option<Box<serde_json::value::RawValue>>,
+    /// Whether a `nonce` claim is present at all, whatever its value (null
+    /// too): a logout token must not have one.
+    #[serde(default, rename = "nonce", deserialize_with = "present")]
+    pub has_nonce: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(value).map(|_| true)
+}
+
+impl Claims {
+    /// The token's session, if it has one. An empty `sid` names no session
+    /// (as an empty `jti` names no ID, [`token_id`]).
+    pub fn session(&self) -> Option<&str> {
+        self.sid.as_deref().filter(|sid| !sid.is_empty())
+    }
+
+    /// Does `events` carry the back-channel logout event, whatever its
+    /// value? Such a token is a logout token and is never accepted as an
+    /// access token (cross-JWT confusion, RFC 8725 3.11).
+    pub fn has_logout_event(&self) -> bool {
+        self.logout_event().is_some()
+    }
+
+    /// The value of the back-channel logout member of `events`, unparsed,
+    /// when `events` is a JSON object that has it.
+    pub fn logout_event(&self) -> Option<Box<serde_json::value::RawValue>> {
+        let events = self.events.as_deref()?;
+        serde_json::from_str::<LogoutEvent>(events.get()).ok()?.0
+    }
+}
+
+/// Reads an `events` object for one member, skipping the others (a map
+/// type would cost its code in the wasm build for one look-up).
+struct LogoutEvent(Option<Box<serde_json::value::RawValue>>);
+
+impl<'de> Deserialize<'de> for LogoutEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = LogoutEvent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LogoutEvent, A::Error> {
+                let mut found = None;
+                while let Some(name) = map.next_key::<String>()? {
+                    if name == BACKCHANNEL_LOGOUT_EVENT {
+                        found = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(LogoutEvent(found))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -254,6 +324,50 @@ mod tests {
             parse(&token, 8192).and_then(|p| p.claims()).err(),
             Some(GateError::TokenMalformed)
         );
+    }
+
+    #[test]
+    fn sid_and_logout_events_are_read() {
+        let read = |payload: &str| {
+            let token = format!(
+                "{}.{}.c2ln",
+                Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
+                Base64UrlUnpadded::encode_string(payload.as_bytes())
+            );
+            parse(&token, 8192).and_then(|p| p.claims())
+        };
+        let claims = read(r#"{"sid":"s-1","exp":1}"#).unwrap();
+        assert_eq!(claims.session(), Some("s-1"));
+        assert!(!claims.has_logout_event());
+        assert!(!claims.has_nonce);
+        assert!(read(r#"{"nonce":null}"#).unwrap().has_nonce);
+        assert!(read(r#"{"nonce":{"a":[1]}}"#).unwrap().has_nonce);
+        let event = read(r#"{"events":{"a":1,"http://schemas.openid.net/event/backchannel-logout":{"x":[]},"b":{}}}"#)
+            .unwrap()
+            .logout_event()
+            .unwrap();
+        assert_eq!(event.get(), r#"{"x":[]}"#);
+        assert_eq!(read(r#"{"sid":""}"#).unwrap().session(), None);
+        assert_eq!(read(r#"{"sid":7}"#).err(), Some(GateError::TokenMalformed));
+        let logout =
+            read(r#"{"events":{"http://schemas.openid.net/event/backchannel-logout":{}}}"#)
+                .unwrap();
+        assert!(logout.has_logout_event());
+        // Whatever the member's value: its name is what makes it a logout token.
+        assert!(
+            read(r#"{"events":{"http://schemas.openid.net/event/backchannel-logout":1}}"#)
+                .unwrap()
+                .has_logout_event()
+        );
+        // Other events, or events that are no object, are not.
+        for other in [
+            r#"{"events":{"https://example.com/event":{}}}"#,
+            r#"{"events":"http://schemas.openid.net/event/backchannel-logout"}"#,
+            r#"{"events":null}"#,
+            r#"{"events":[1]}"#,
+        ] {
+            assert!(!read(other).unwrap().has_logout_event(), "{other}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::GateError;
+use crate::error::{GateError, Refusal};
 use crate::keyring::{JwksFetcher, Keyring, Provider};
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier};
 use crate::revocation::MAX_ENTRY_SECONDS;
@@ -52,23 +52,61 @@ pub async fn verify_token(
     verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     now: NumericDate,
 ) -> Result<Verified, GateError> {
+    verify_token_for_log(raw, config, verification, now)
+        .await
+        .map_err(|refusal| refusal.error)
+}
+
+/// [`verify_token`], whose refusal names the token's ID and `sub` when its
+/// signature verified and a claim rule refused it (for the log line).
+pub async fn verify_token_for_log(
+    raw: &str,
+    config: &Config,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
+    now: NumericDate,
+) -> Result<Verified, Refusal> {
     let signed = verify_signature(raw, config, verification, now).await?;
-    check_claims(&signed.claims, signed.provider, config, now)?;
+    let identity = Identity {
+        subject: signed.claims.sub.clone(),
+        issuer: signed.claims.iss.clone(),
+        token_id: token::token_id(signed.parsed.signing_input, &signed.claims),
+        claims_b64: signed.parsed.payload_b64.to_owned(),
+    };
+    check_claims(&signed.claims, signed.provider, config, now)
+        .map_err(|e| Refusal::of(e, &identity))?;
     Ok(Verified {
-        identity: Identity {
-            subject: signed.claims.sub.clone(),
-            issuer: signed.claims.iss.clone(),
-            token_id: token::token_id(signed.parsed.signing_input, &signed.claims),
-            claims_b64: signed.parsed.payload_b64.to_owned(),
-        },
+        identity,
         claims: signed.claims,
     })
 }
+
+/// What a token is presented as: an access token (every route but the
+/// back-channel logout), or a logout token (only there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Logout,
+}
+
+/// The `typ` of an OpenID Connect logout token (Back-Channel Logout 1.0, 2.4).
+pub const LOGOUT_TYP: &str = "logout+jwt";
 
 /// Size, structure, issuer, algorithm, header rules and signature; then the
 /// claims are read (but their time and audience rules not applied).
 pub async fn verify_signature<'t, 'c>(
     raw: &'t str,
+    config: &'c Config,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
+    now: NumericDate,
+) -> Result<Signed<'t, 'c>, GateError> {
+    verify_signature_as(raw, TokenKind::Access, config, verification, now).await
+}
+
+/// [`verify_signature`] for a token of `kind`: the same keys, issuers and
+/// algorithms, only the `typ` rule differs ([`typ_accepted`]).
+pub async fn verify_signature_as<'t, 'c>(
+    raw: &'t str,
+    kind: TokenKind,
     config: &'c Config,
     verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     now: NumericDate,
@@ -105,14 +143,8 @@ pub async fn verify_signature<'t, 'c>(
         // No extension is understood, so none may be critical (RFC 7515 4.1.11).
         return Err(GateError::TokenMalformed);
     }
-    if let Some(required) = &config.required_typ {
-        let matches = header
-            .token_type
-            .as_deref()
-            .is_some_and(|typ| same_media_type(typ, required));
-        if !matches {
-            return Err(GateError::TypeInvalid);
-        }
+    if !typ_accepted(header.token_type.as_deref(), kind, config) {
+        return Err(GateError::TypeInvalid);
     }
 
     // `jku`, `x5u`, `x5c` and an embedded `jwk` are never looked at: keys
@@ -161,6 +193,27 @@ pub async fn verify_signature<'t, 'c>(
     })
 }
 
+/// The `typ` header rule (RFC 8725 3.11, explicit typing).
+/// - An access token needs `JWT_TYP` when it is set, and is never typed
+///   `logout+jwt`.
+/// - A logout token may be untyped, `logout+jwt` (what the specification
+///   recommends), or `JWT` (RFC 7519's generic type, which identity
+///   providers put on every token they sign), but never the access tokens'
+///   `JWT_TYP` (say `at+jwt`): an access token is no logout token.
+///
+/// Types are compared as media types: case-insensitively, `application/`
+/// optional (RFC 7515 4.1.9).
+pub fn typ_accepted(typ: Option<&str>, kind: TokenKind, config: &Config) -> bool {
+    let is = |expected: &str| typ.is_some_and(|typ| same_media_type(typ, expected));
+    let access_typ = config.required_typ.as_deref();
+    match kind {
+        TokenKind::Access => !is(LOGOUT_TYP) && access_typ.is_none_or(is),
+        TokenKind::Logout => {
+            typ.is_none() || is(LOGOUT_TYP) || (is("JWT") && !access_typ.is_some_and(is))
+        }
+    }
+}
+
 /// Time, issuer and audience rules on a token whose signature is good.
 pub fn check_claims(
     claims: &Claims,
@@ -168,6 +221,12 @@ pub fn check_claims(
     config: &Config,
     now: NumericDate,
 ) -> Result<(), GateError> {
+    // A logout token is never an access token, whatever its `typ` says
+    // (Back-Channel Logout 1.0, 2.4; RFC 8725 3.11): refused first, so the
+    // answer does not depend on its other claims.
+    if claims.has_logout_event() {
+        return Err(GateError::TypeInvalid);
+    }
     let leeway = config.leeway_seconds as f64;
     // RFC 7519 4.1.4: valid only *before* exp. We require exp: a token that
     // never expires could not be kept off a bounded revocation list.
@@ -203,6 +262,17 @@ pub fn check_claims(
         match claims.iat {
             Some(iat) if now - iat <= max_age as f64 + leeway => {}
             _ => return Err(GateError::TokenExpired),
+        }
+    }
+    // A revoked session's entry lives SESSION_LIFETIME_SECONDS + leeway
+    // (`revocation::session_entry_expiry`). A token of a session that was
+    // issued longer ago than that could outlive the entry revoking it, so
+    // it is refused: no revoked session comes back when its entry expires.
+    if claims.session().is_some() {
+        let lifetime = config.session_lifetime_seconds as f64 + leeway;
+        match claims.iat {
+            Some(iat) if now - iat <= lifetime => {}
+            _ => return Err(GateError::SessionTooOld),
         }
     }
     if !provider.issuers.is_empty() {
@@ -681,6 +751,164 @@ pub(crate) mod tests {
             TEST_SECRET.as_bytes(),
         );
         assert_eq!(run(&crit, &[]).err(), Some(GateError::TokenMalformed));
+    }
+
+    #[test]
+    fn a_session_token_needs_an_iat_within_the_session_lifetime() {
+        let at = |claims: serde_json::Value, pairs: &[(&str, &str)]| {
+            run(
+                &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
+                pairs,
+            )
+            .err()
+        };
+        let exp = NOW + 3600.0;
+        let short = [("SESSION_LIFETIME_SECONDS", "600")];
+        assert_eq!(
+            at(json!({"exp": exp, "sid": "s", "iat": NOW - 600.0}), &short),
+            None
+        );
+        assert_eq!(
+            at(json!({"exp": exp, "sid": "s", "iat": NOW - 600.5}), &short),
+            Some(GateError::SessionTooOld)
+        );
+        assert_eq!(
+            at(json!({"exp": exp, "sid": "s"}), &short),
+            Some(GateError::SessionTooOld),
+            "iat required with sid"
+        );
+        // The leeway extends the lifetime like the entry's expiry.
+        let leeway = [
+            ("SESSION_LIFETIME_SECONDS", "600"),
+            ("JWT_LEEWAY_SECONDS", "30"),
+        ];
+        assert_eq!(
+            at(json!({"exp": exp, "sid": "s", "iat": NOW - 630.0}), &leeway),
+            None
+        );
+        assert_eq!(
+            at(json!({"exp": exp, "sid": "s", "iat": NOW - 631.0}), &leeway),
+            Some(GateError::SessionTooOld)
+        );
+        // Default 30 days; without sid (or an empty one) there is no such rule.
+        assert_eq!(
+            at(
+                json!({"exp": exp, "sid": "s", "iat": NOW - 2_592_001.0}),
+                &[]
+            ),
+            Some(GateError::SessionTooOld)
+        );
+        assert_eq!(at(json!({"exp": exp, "iat": NOW - 1e7}), &short), None);
+        assert_eq!(at(json!({"exp": exp, "sid": ""}), &short), None);
+        let reply = GateError::SessionTooOld.to_reply();
+        assert_eq!(reply.status, 401);
+        assert!(reply.body.contains(r#""error":"token_expired""#));
+        assert!(reply.body.contains("SESSION_LIFETIME_SECONDS"));
+        // A token whose signature verified is named in the refusal's log line.
+        let keyring = Keyring::default();
+        let verification = Verification {
+            keyring: &keyring,
+            fetcher: &NoNetwork,
+            signatures: &NoPublicKeys,
+        };
+        let config = config_with(&[("JWT_SECRET", TEST_SECRET), short[0]]).unwrap();
+        let old = mint(
+            "HS256",
+            json!({}),
+            json!({"exp": exp, "sid": "s", "sub": "alice", "jti": "j-1"}),
+            TEST_SECRET.as_bytes(),
+        );
+        let refusal = pollster::block_on(verify_token_for_log(&old, &config, &verification, NOW))
+            .unwrap_err();
+        assert_eq!(refusal.error, GateError::SessionTooOld);
+        let who = refusal.who.unwrap();
+        assert_eq!(
+            (who.token_id.as_str(), who.sub.as_deref()),
+            ("j-1", Some("alice"))
+        );
+        let forged = mint(
+            "HS256",
+            json!({}),
+            json!({"exp": exp}),
+            b"another-secret-long-enough-32-bytes",
+        );
+        let refusal =
+            pollster::block_on(verify_token_for_log(&forged, &config, &verification, NOW))
+                .unwrap_err();
+        assert_eq!(
+            (refusal.error, refusal.who),
+            (GateError::SignatureInvalid, None)
+        );
+    }
+
+    #[test]
+    fn a_logout_token_is_never_an_access_token() {
+        let logout_claims = json!({"exp": NOW + 60.0, "iat": NOW, "jti": "l-1", "sub": "alice",
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+        for header in [
+            json!({}),
+            json!({"typ": "logout+jwt"}),
+            json!({"typ": "JWT"}),
+        ] {
+            let token = mint(
+                "HS256",
+                header.clone(),
+                logout_claims.clone(),
+                TEST_SECRET.as_bytes(),
+            );
+            assert_eq!(
+                run(&token, &[]).err(),
+                Some(GateError::TypeInvalid),
+                "{header}"
+            );
+        }
+        // Typed as a logout token, even without the event: refused too.
+        let typed = mint(
+            "HS256",
+            json!({"typ": "application/Logout+JWT"}),
+            good_claims(),
+            TEST_SECRET.as_bytes(),
+        );
+        assert_eq!(run(&typed, &[]).err(), Some(GateError::TypeInvalid));
+        // Expired or not: type_invalid is the answer.
+        let mut expired = logout_claims.clone();
+        expired["exp"] = json!(NOW - 600.0);
+        let token = mint("HS256", json!({}), expired, TEST_SECRET.as_bytes());
+        assert_eq!(run(&token, &[]).err(), Some(GateError::TypeInvalid));
+    }
+
+    #[test]
+    fn typ_rules_for_access_and_logout_tokens() {
+        let plain = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
+        let at = config_with(&[("JWT_SECRET", TEST_SECRET), ("JWT_TYP", "at+jwt")]).unwrap();
+        let jwt = config_with(&[("JWT_SECRET", TEST_SECRET), ("JWT_TYP", "JWT")]).unwrap();
+        use TokenKind::{Access, Logout};
+        for (typ, kind, config, accepted) in [
+            (None, Access, &plain, true),
+            (Some("JWT"), Access, &plain, true),
+            (Some("logout+jwt"), Access, &plain, false),
+            (Some("at+jwt"), Access, &at, true),
+            (None, Access, &at, false),
+            (None, Logout, &plain, true),
+            (None, Logout, &at, true),
+            (Some("logout+jwt"), Logout, &at, true),
+            (Some("application/logout+jwt"), Logout, &at, true),
+            (Some("LOGOUT+JWT"), Logout, &plain, true),
+            (Some("JWT"), Logout, &plain, true),
+            (Some("JWT"), Logout, &at, true),
+            (Some("JWT"), Logout, &jwt, false),
+            (Some("at+jwt"), Logout, &at, false),
+            (Some("at+jwt"), Logout, &plain, false),
+            (Some("application/at+jwt"), Logout, &at, false),
+            (Some("secevent+jwt"), Logout, &plain, false),
+        ] {
+            assert_eq!(
+                typ_accepted(typ, kind, config),
+                accepted,
+                "{typ:?} as {kind:?} with JWT_TYP {:?}",
+                config.required_typ
+            );
+        }
     }
 
     #[test]

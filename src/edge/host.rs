@@ -42,6 +42,8 @@ extern "C" {
         data: &[u8],
     ) -> Result<Promise, JsValue>;
 
+    /// Resolves to `[response, revoke]`: the origin's response without a
+    /// `Tokengate-Revoke` header, and that header's value or `null`.
     #[wasm_bindgen(catch)]
     pub fn forward(
         request: &Request,
@@ -51,6 +53,9 @@ extern "C" {
     ) -> Result<Promise, JsValue>;
 
     pub fn reply(status: u16, body: &str, headers: Vec<String>) -> Response;
+
+    /// One header of the client's request.
+    pub fn header(request: &Request, name: &str) -> Option<String>;
 
     #[wasm_bindgen(js_name = readBody, catch)]
     pub fn read_body(request: &Request, limit: u32) -> Result<Promise, JsValue>;

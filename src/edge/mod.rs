@@ -14,20 +14,22 @@ mod jwks;
 mod kv;
 mod task;
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
-use js_sys::Reflect;
+use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::admin;
+use crate::backchannel;
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{GateError, Reply};
+use crate::error::{refusal_log_line, GateError, Refusal, Reply, Who};
 use crate::gateway::{Decision, Gateway, Incoming, Verified};
 use crate::headers::{identity_headers, origin_target, split_url};
 use crate::keyring::Keyring;
+use crate::origin_revoke::{self, Directive};
 use crate::verify::Verification;
 use host::{Request, Response};
 use jwks::EdgeFetcher;
@@ -110,6 +112,8 @@ pub fn handle(
 ) -> Task {
     Task::new(async move {
         let isolate = isolate(&env);
+        // For the log line of a refusal: the path only, never the query.
+        let path = split_url(&url).map_or("", |(path, _)| path);
         let outcome = match &isolate.config {
             Ok(config) => {
                 let call = Call {
@@ -129,20 +133,34 @@ pub fn handle(
                 };
                 call.run(incoming, &url).await
             }
-            Err(e) => Err(*e),
+            Err(e) => Err(Refusal::from(*e)),
         };
         for warning in isolate.keyring.take_warnings() {
             host::warn(&format!("tokengate: {warning}"));
         }
         match outcome {
-            Ok(response) => response,
-            Err(e) => respond(&e.to_reply()),
+            Ok(Answer::Origin(response)) => response,
+            Ok(Answer::Ours(reply)) => respond(&reply, &method, path),
+            Err(refusal) => respond(&refusal.to_reply(), &method, path),
         }
         .into()
     })
 }
 
-fn respond(reply: &Reply) -> Response {
+/// What goes back to the client: the origin's response, or one of ours.
+enum Answer {
+    Origin(Response),
+    Ours(Reply),
+}
+
+/// Our own reply as a `Response`. A refusal (status 400 or above) is logged
+/// as one structured JSON line ([`refusal_log_line`]): code, method, path
+/// without the query, and the token's ID and `sub` only when its signature
+/// verified; never the token.
+fn respond(reply: &Reply, method: &str, path: &str) -> Response {
+    if let Some(line) = refusal_log_line(reply, method, path) {
+        host::warn(&line);
+    }
     let headers = reply
         .headers
         .iter()
@@ -162,7 +180,7 @@ struct Call<'a> {
 
 impl Call<'_> {
     /// `incoming` comes without its path, which is cut out of `url` here.
-    async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Response, GateError> {
+    async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Answer, Refusal> {
         let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
         let incoming = Incoming { path, ..incoming };
         let store = KvRevocations::from_env(self.env)?;
@@ -182,35 +200,96 @@ impl Call<'_> {
         };
 
         match gateway.decide(&incoming, now()).await {
-            Decision::Reply(reply) => Ok(respond(&reply)),
-            Decision::Forward(identity) => {
-                let identity = identity.as_ref().map(identity_headers).unwrap_or_default();
+            Decision::Reply(reply) => Ok(Answer::Ours(reply)),
+            Decision::Forward(None) => {
                 // A preflight goes to the origin unverified, so it goes without a body.
-                self.forward(&target(), identity, !incoming.cors_preflight)
-                    .await
+                let (response, directive) = self
+                    .forward(&target(), Vec::new(), !incoming.cors_preflight)
+                    .await?;
+                if directive.is_some() {
+                    // Removed (by the host), and nothing revoked: no verified token.
+                    host::warn(&format!(
+                        "tokengate: the origin sent {} on an unverified request to {path}; \
+                         removed, nothing revoked",
+                        origin_revoke::HEADER
+                    ));
+                }
+                Ok(Answer::Origin(response))
+            }
+            Decision::Forward(Some(verified)) => {
+                let identity = identity_headers(&verified.identity);
+                let (response, directive) = self.forward(&target(), identity, true).await?;
+                let directive = self.directive(directive.as_deref());
+                if !directive.is_empty() {
+                    self.finish_after_origin(verified, store, None, directive)
+                        .await?;
+                }
+                Ok(Answer::Origin(response))
             }
             Decision::ForwardPasswordChange(verified) => {
                 let identity = identity_headers(&verified.identity);
-                let response = self.forward(&target(), identity, true).await?;
-                self.finish_password_change(verified, store, response.status())
+                let (response, directive) = self.forward(&target(), identity, true).await?;
+                let directive = self.directive(directive.as_deref());
+                let status = Some(response.status());
+                self.finish_after_origin(verified, store, status, directive)
                     .await?;
-                Ok(response)
+                Ok(Answer::Origin(response))
             }
             Decision::ReadAdminBody(action) => {
-                let body = self.read_body().await?;
+                let body = self.read_body(admin::MAX_BODY_BYTES).await?;
                 let reply =
                     admin::handle(action, &body, self.config, &verification, &store, now()).await;
-                Ok(respond(&reply))
+                Ok(Answer::Ours(reply))
+            }
+            Decision::ReadBackchannelBody => {
+                let content_type = host::header(self.request, "content-type");
+                let body = self
+                    .read_body(backchannel::MAX_BODY_BYTES)
+                    .await
+                    .map_err(|_| {
+                        GateError::LogoutTokenInvalid(
+                            "the request body is larger than 64 KiB or cannot be read",
+                        )
+                    })?;
+                let (reply, _) = backchannel::handle(
+                    content_type.as_deref(),
+                    &body,
+                    self.config,
+                    &verification,
+                    &store,
+                    now(),
+                )
+                .await?;
+                Ok(Answer::Ours(reply))
             }
         }
     }
 
+    /// What the origin asked for with `Tokengate-Revoke`; members we do not
+    /// know are logged and otherwise ignored.
+    fn directive(&self, header: Option<&str>) -> Directive {
+        let Some(value) = header else {
+            return Directive::default();
+        };
+        let (directive, unknown) = origin_revoke::parse(value);
+        if !unknown.is_empty() {
+            host::warn(&format!(
+                "tokengate: ignored unknown {} member(s) from the origin: {}",
+                origin_revoke::HEADER,
+                unknown.join(", ")
+            ));
+        }
+        directive
+    }
+
+    /// Sends the request on; the origin's response comes back without a
+    /// `Tokengate-Revoke` header, whose value (if any) comes alongside.
     async fn forward(
         &self,
         target: &str,
         identity: Vec<(&'static str, String)>,
         with_body: bool,
-    ) -> Result<Response, GateError> {
+    ) -> Result<(Response, Option<String>), GateError> {
         let identity = identity
             .into_iter()
             .flat_map(|(name, value)| [name.to_owned(), value])
@@ -223,22 +302,28 @@ impl Call<'_> {
         };
         let promise =
             host::forward(self.request, target, identity, with_body).map_err(unreachable)?;
-        let response = wait(promise).await.map_err(unreachable)?;
-        Ok(response.unchecked_into())
+        let answer = Array::from(&wait(promise).await.map_err(unreachable)?);
+        Ok((answer.get(0).unchecked_into(), answer.get(1).as_string()))
     }
 
-    /// Records the user's cut-off once the origin accepted a password
-    /// change. The write runs under `ctx.waitUntil`, so a client hanging up
-    /// cannot cancel it; the client still sees the origin's success only
-    /// once the cut-off is recorded.
-    async fn finish_password_change(
+    /// What has to be recorded once the origin answered, before its
+    /// response may go back: a password change's cut-off
+    /// (`password_change`: the origin's status) and what the origin asked
+    /// for with `Tokengate-Revoke`. The writes run as a task under
+    /// `ctx.waitUntil`, so a client hanging up cannot cancel them; the
+    /// client sees the origin's response only once they are recorded.
+    async fn finish_after_origin(
         &self,
         verified: Verified,
         store: KvRevocations,
-        origin_status: u16,
-    ) -> Result<(), GateError> {
+        password_change: Option<u16>,
+        directive: Directive,
+    ) -> Result<(), Refusal> {
+        let who = Some(Who::of(&verified.identity));
         let config = Rc::clone(self.config);
         let isolate = Rc::clone(self.isolate);
+        let outcome = Rc::new(Cell::new(Ok(())));
+        let reported = Rc::clone(&outcome);
         let write = Task::new(async move {
             let verification = Verification {
                 keyring: &isolate.keyring,
@@ -250,33 +335,50 @@ impl Call<'_> {
                 verification: &verification,
                 store: &store,
             };
-            // Read the clock after the origin answered: the change is done now.
-            match gateway
-                .finish_password_change(&verified, origin_status, now())
-                .await
-            {
-                Ok(()) => JsValue::TRUE,
-                Err(_) => {
+            let token_id = &verified.identity.token_id;
+            let mut result = Ok(());
+            if let Some(status) = password_change {
+                // Read the clock after the origin answered: the change is done now.
+                result = gateway
+                    .finish_password_change(&verified, status, now())
+                    .await;
+                if result.is_err() {
                     host::error(&format!(
-                        "password change for token {} succeeded at the origin but the cut-off \
-                         could not be recorded",
-                        verified.identity.token_id
+                        "password change for token {token_id} succeeded at the origin but the \
+                         cut-off could not be recorded"
                     ));
-                    JsValue::FALSE
                 }
             }
+            if result.is_ok() && !directive.is_empty() {
+                result = gateway
+                    .finish_origin_revocation(&verified, directive, now())
+                    .await;
+                if let Err(e) = result {
+                    host::error(&format!(
+                        "the origin asked for {directive:?} for token {token_id}, which could not \
+                         be recorded ({e}); its response was withheld"
+                    ));
+                }
+            }
+            reported.set(result);
+            JsValue::from_bool(result.is_ok())
         });
-        let recorded = wait(host::in_background(self.ctx, write)).await;
-        match recorded {
-            Ok(done) if done.is_truthy() => Ok(()),
-            _ => Err(GateError::SessionsNotRevoked),
-        }
+        let outcome = match wait(host::in_background(self.ctx, write)).await {
+            Ok(_) => outcome.get(),
+            // The task itself failed (a bug): never pass the response on.
+            Err(_) => Err(if password_change.is_some() {
+                GateError::SessionsNotRevoked
+            } else {
+                GateError::OriginRevocationFailed
+            }),
+        };
+        outcome.map_err(|error| Refusal { error, who })
     }
 
-    /// A small request body (admin API, reached only with the admin token).
-    async fn read_body(&self) -> Result<Vec<u8>, GateError> {
-        let promise = host::read_body(self.request, admin::MAX_BODY_BYTES as u32)
-            .map_err(|_| GateError::InvalidRequest)?;
+    /// A small request body (admin API, back-channel logout), at most `limit` bytes.
+    async fn read_body(&self, limit: usize) -> Result<Vec<u8>, GateError> {
+        let promise =
+            host::read_body(self.request, limit as u32).map_err(|_| GateError::InvalidRequest)?;
         let body = wait(promise).await.map_err(|_| GateError::InvalidRequest)?;
         host::bytes(&body).ok_or(GateError::InvalidRequest)
     }
