@@ -64,6 +64,12 @@ const SETTINGS: &[&str] = &[
     "PUBLIC_PATHS",
     "PASSWORD_CHANGE_PATH",
     "ADMIN_TOKEN",
+    "CORS_ALLOWED_ORIGINS",
+    // Read once back-channel logout and session lifetimes land; harmless
+    // before (an unread setting is never named in an error).
+    "SESSION_LIFETIME_SECONDS",
+    "BACKCHANNEL_LOGOUT_PATH",
+    "BACKCHANNEL_LOGOUT_AUDIENCE",
 ];
 
 fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -154,9 +160,15 @@ fn mint(alg: &str, claims: &Value) -> String {
     )
 }
 
+/// `n` cases, or `PROPTEST_CASES` for a longer run
+/// (`PROPTEST_CASES=100000 cargo test --release --test properties`).
 fn cases(n: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
     ProptestConfig {
-        cases: n,
+        cases,
         // Failures are turned into named regression tests below instead.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -955,7 +967,9 @@ fn setting_value() -> impl Strategy<Value = String> {
                 "HS256", "HS256,RS256", "none", "ES256, EdDSA", "https://idp.example/jwks",
                 "http://localhost:8080/j", "http://[::1]/", "http://[::1", "http://:",
                 "http://localhost@evil/", "https://", "/auth/*,/health", "*", "/", "tg_token",
-                "a b", "[]", "{}", "null", r#"{"keys":[]}"#,
+                "a b",
+                "https://app.example, http://localhost:3000",
+                "https://app.example/path", "[]", "{}", "null", r#"{"keys":[]}"#,
                 r#"{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#,
                 r#"{"keys":[{"kty":"RSA","n":"","e":""}]}"#,
                 r#"{"keys":[{"kty":"RSA","n":"AAAA","e":"AQAB"}]}"#,

@@ -37,6 +37,12 @@ pub const SETTINGS: &[&str] = &[
     "PUBLIC_PATHS",
     "PASSWORD_CHANGE_PATH",
     "ADMIN_TOKEN",
+    "CORS_ALLOWED_ORIGINS",
+    // Read once back-channel logout and session lifetimes land; harmless
+    // before (an unread setting is never named in an error).
+    "SESSION_LIFETIME_SECONDS",
+    "BACKCHANNEL_LOGOUT_PATH",
+    "BACKCHANNEL_LOGOUT_AUDIENCE",
 ];
 
 pub fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
