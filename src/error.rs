@@ -381,4 +381,85 @@ mod tests {
             assert_eq!(body["error"], e.code());
         }
     }
+
+    #[test]
+    fn a_refusal_logs_one_json_line_without_token_or_query() {
+        let reply = GateError::TokenRevoked.to_reply();
+        assert_eq!(reply.code, Some("token_revoked"));
+        // Before the signature verified, nobody is named.
+        let line = refusal_log_line(&reply, "GET", "/x?access_token=eyJ.a.b").unwrap();
+        assert_eq!(
+            line,
+            r#"{"tokengate":"refused","status":401,"code":"token_revoked","method":"GET","path":"/x"}"#
+        );
+        let refusal = Refusal {
+            error: GateError::TokenRevoked,
+            who: Some(Who {
+                token_id: "t-1".into(),
+                sub: Some("al\"ice".into()),
+            }),
+        };
+        let line = refusal_log_line(&refusal.to_reply(), "POST", "/a\"b").unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"tokengate": "refused", "status": 401, "code": "token_revoked",
+                "method": "POST", "path": "/a\"b", "token_id": "t-1", "sub": "al\"ice"})
+        );
+        // No sub: no sub member.
+        let anonymous = Refusal {
+            error: GateError::SubjectMissing,
+            who: Some(Who {
+                token_id: "t-2".into(),
+                sub: None,
+            }),
+        };
+        let line = refusal_log_line(&anonymous.to_reply(), "POST", "/p").unwrap();
+        assert!(
+            line.ends_with(
+                r#""code":"invalid_request","method":"POST","path":"/p","token_id":"t-2"}"#
+            ),
+            "{line}"
+        );
+        // Successes are not refusals.
+        assert_eq!(refusal_log_line(&Reply::json(200, &()), "GET", "/"), None);
+        for e in [
+            GateError::OriginUnreachable,
+            GateError::Misconfigured,
+            GateError::LogoutTokenInvalid("x"),
+        ] {
+            let line = refusal_log_line(&e.to_reply(), "GET", "/").unwrap();
+            assert!(
+                line.contains(&format!(r#""code":"{}""#, e.code())),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_codes_keep_the_contract() {
+        assert_eq!(
+            (
+                GateError::SessionTooOld.code(),
+                GateError::SessionTooOld.status()
+            ),
+            ("token_expired", 401)
+        );
+        assert_eq!(
+            (
+                GateError::OriginRevocationFailed.code(),
+                GateError::OriginRevocationFailed.status()
+            ),
+            ("sessions_not_revoked", 503)
+        );
+        let invalid = GateError::LogoutTokenInvalid("the logout token has no jti");
+        let reply = invalid.to_reply();
+        assert_eq!(reply.status, 400);
+        assert_eq!(
+            reply.body,
+            r#"{"error":"invalid_request","error_description":"the logout token has no jti"}"#
+        );
+        assert_eq!(reply.header("Cache-Control"), Some("no-store"));
+        assert_eq!(reply.header("WWW-Authenticate"), None);
+    }
 }

@@ -21,8 +21,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
  * `gateways`: extra gateway workers, name -> settings merged over the main
  * gateway's (a value of `undefined` removes the setting). Reach them with
  * `h.at(name)(path, init)`.
+ * `probedGateways`: the same, but their REVOCATIONS goes through kv-probe
+ * (like gateway-probed: counted, and failing on demand with `h.probe(...)`).
  */
-export async function startHarness({ gateways = {} } = {}) {
+export async function startHarness({ gateways = {}, probedGateways = {} } = {}) {
   const origin = await startOrigin();
   const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
   const config = { ...fromWrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
@@ -56,6 +58,12 @@ export async function startHarness({ gateways = {} } = {}) {
         for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
         return gatewayWorker(name, bindings);
       }),
+      ...Object.entries(probedGateways).map(([name, overrides]) => {
+        const bindings = { ...config, ...overrides };
+        for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+        const { kvNamespaces: _kv, ...worker } = gatewayWorker(name, bindings);
+        return { ...worker, serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } } };
+      }),
       {
         name: "kv-probe",
         modules: true,
@@ -68,7 +76,7 @@ export async function startHarness({ gateways = {} } = {}) {
   }));
   await mf.ready;
   const workers = {};
-  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe", ...Object.keys(gateways)]) {
+  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe", ...Object.keys(gateways), ...Object.keys(probedGateways)]) {
     workers[name] = await mf.getWorker(name);
   }
   const kv = await mf.getKVNamespace(kvBinding, "gateway");
