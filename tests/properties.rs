@@ -30,8 +30,8 @@ use tokengate::keyring::{Fetched, JwksFetcher, Keyring};
 use tokengate::keys::{Algorithm, SignatureVerifier, VerifyKey};
 use tokengate::revocation::MAX_ENTRY_SECONDS;
 use tokengate::routes::{
-    loosely, route, PathPattern, Route, ADMIN_INTROSPECT_PATH, ADMIN_REVOKE_PATH, LOGOUT_ALL_PATH,
-    LOGOUT_PATH,
+    loosely, route, route_with_backchannel, PathPattern, Route, ADMIN_INTROSPECT_PATH,
+    ADMIN_REVOKE_PATH, LOGOUT_ALL_PATH, LOGOUT_PATH,
 };
 use tokengate::token::{self, extract};
 use tokengate::verify::{verify_token, Verification, Verified};
@@ -43,6 +43,7 @@ use tokengate::verify::{verify_token, Verification, Verified};
 const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
 const NOW: f64 = 1_700_000_000.0;
 const DEFAULT_PASSWORD_CHANGE: &str = "/auth/password-change";
+const BACKCHANNEL: &str = "/auth/backchannel-logout";
 
 /// Every setting `Config::from_lookup` reads (README, "Configuration").
 const SETTINGS: &[&str] = &[
@@ -847,8 +848,9 @@ proptest! {
     #![proptest_config(cases(1024))]
 
     /// The main routing invariant: whatever the public paths, a path whose
-    /// loose form is a gateway route is never Public, and a Public path is
-    /// one that a pattern matches exactly as sent, without hidden separators.
+    /// loose form is a gateway route (the back-channel logout included,
+    /// when configured) is never Public, and a Public path is one that a
+    /// pattern matches exactly as sent, without hidden separators.
     #[test]
     fn gateway_routes_are_never_public(
         method in prop::sample::select(&["GET", "POST", "PUT", "OPTIONS", "post"][..]),
@@ -858,13 +860,23 @@ proptest! {
             Just(DEFAULT_PASSWORD_CHANGE.to_owned()),
             "/[A-Za-z/;%.-]{0,16}",
         ],
+        backchannel in prop::option::of(prop_oneof![
+            Just(BACKCHANNEL.to_owned()),
+            "/[A-Za-z/;%.-]{1,16}",
+        ]),
         public in public_patterns(),
     ) {
         let pw = loosely(&password_change);
-        let got = route(method, &path, preflight, &pw, &public);
+        let bc = backchannel.as_deref().map(loosely);
+        let got = route_with_backchannel(method, &path, preflight, &pw, bc.as_deref(), &public);
+        prop_assert_eq!(
+            route(method, &path, preflight, &pw, &public),
+            route_with_backchannel(method, &path, preflight, &pw, None, &public)
+        );
         let loose = loosely(&path);
         let is_gateway = GATEWAY[..4].iter().any(|(r, _)| loose_matches(&loose, r))
-            || loose_matches(&loose, &pw);
+            || loose_matches(&loose, &pw)
+            || bc.as_deref().is_some_and(|bc| loose_matches(&loose, bc));
         if is_gateway {
             prop_assert_ne!(got, Route::Public, "{:?} (loosely {:?})", path, loose);
         }
@@ -875,6 +887,31 @@ proptest! {
         if got == Route::Preflight {
             prop_assert!(method == "OPTIONS" && preflight);
         }
+    }
+
+    /// The configured back-channel logout path, in all its spellings, is
+    /// that route, even as a CORS preflight and under a public `/*`.
+    #[test]
+    fn spellings_of_the_backchannel_route_route_to_it(
+        path in spelled(BACKCHANNEL),
+        method in prop::sample::select(&["GET", "POST", "OPTIONS"][..]),
+        preflight in any::<bool>(),
+    ) {
+        let config = hmac_config(&[
+            ("BACKCHANNEL_LOGOUT_PATH", BACKCHANNEL),
+            ("BACKCHANNEL_LOGOUT_AUDIENCE", "client"),
+            ("JWT_ISSUER", "https://issuer.example"),
+            ("PUBLIC_PATHS", "/*"),
+        ]);
+        let got = route_with_backchannel(
+            method,
+            &path,
+            preflight,
+            &config.password_change_path,
+            config.backchannel_logout_path.as_deref(),
+            &config.public_paths,
+        );
+        prop_assert_eq!(got, Route::BackchannelLogout, "{:?} (loosely {:?})", path, loosely(&path));
     }
 
     /// Percent-encoding, case changes, doubled slashes, `;params`, a format
