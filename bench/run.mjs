@@ -118,7 +118,7 @@ function tokengateModules() {
     const copy = path.join(snap, name);
     mkdirSync(path.dirname(copy), { recursive: true });
     copyFileSync(f.file, copy);
-    return { ...f, name, file: copy, source: f.file };
+    return { ...f, name, file: copy, source: f.file, mtime: statSync(f.file).mtime.toISOString() };
   });
   mods.sort((a, b) => (a.name === "index.js" ? -1 : b.name === "index.js" ? 1 : a.name.localeCompare(b.name)));
   return mods;
@@ -341,6 +341,8 @@ async function main() {
   rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
   const loadAtStart = os.loadavg();
+  const gitAtStart = spawnSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout?.trim();
+  const dirtyAtStart = spawnSync("git", ["-C", root, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock", "scripts/build.sh"], { encoding: "utf8" }).stdout?.trim() !== "";
   log(`settings: ${JSON.stringify({ ...S, buildDir: path.relative(root, S.buildDir), outDir: path.relative(root, S.outDir) })}`);
   log(`pinning: ${PIN ? `workerd -> CPU ${WORKER_CPU}; wrk, KV, origin, clients -> CPU ${LOAD_CPU}` : "none"}`);
 
@@ -519,9 +521,9 @@ async function main() {
     jsonwebtoken: pkgVersion("jsonwebtoken"),
     express: pkgVersion("express"),
     rustc: sh("rustc", ["--version"]),
-    git: sh("git", ["-C", root, "rev-parse", "--short", "HEAD"]),
-    gitDirty: sh("git", ["-C", root, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]) !== "",
-    build: tgModules.map((m) => ({ name: m.name, mtime: statSync(m.source).mtime.toISOString() })),
+    git: gitAtStart,
+    gitDirty: dirtyAtStart,
+    build: tgModules.map((m) => ({ name: m.name, mtime: m.mtime })),
     wasmSha256: wasmFile ? createHash("sha256").update(readFileSync(wasmFile)).digest("hex").slice(0, 16) : null,
     loadavg: os.loadavg(),
     loadavgAtStart: loadAtStart,
