@@ -109,18 +109,36 @@ fuzz_target!(|input: Input| {
             "{path:?} (loosely {loose:?}) is a gateway route"
         );
     }
-    // Precedence: fixed routes, back-channel logout, preflight, password change.
-    match (is_fixed, is_bc) {
-        (Some((_, r)), _) => assert_eq!(got, *r, "{path:?} (loosely {loose:?})"),
-        (None, true) => assert_eq!(
-            got,
-            Route::BackchannelLogout,
-            "{path:?} (loosely {loose:?})"
+    // Precedence: fixed routes, back-channel logout, preflight, password
+    // change. route() also reads the path without merging `//` next to `..`
+    // (a second reading this harness cannot see), which may reach an
+    // earlier route: so a match here allows that route or an earlier one.
+    let fixed_routes: Vec<Route> = fixed.iter().map(|(_, r)| *r).collect();
+    let allowed: Option<Vec<Route>> = match (is_fixed, is_bc) {
+        (Some(_), _) => Some(fixed_routes),
+        (None, true) => Some([&fixed_routes[..], &[Route::BackchannelLogout]].concat()),
+        (None, false) if is_pw && !(method == "OPTIONS" && input.preflight) => Some(
+            [
+                &fixed_routes[..],
+                &[Route::BackchannelLogout, Route::PasswordChange],
+            ]
+            .concat(),
         ),
-        (None, false) if is_pw && !(method == "OPTIONS" && input.preflight) => {
-            assert_eq!(got, Route::PasswordChange, "{path:?} (loosely {loose:?})")
-        }
-        _ => {}
+        _ => None,
+    };
+    if let Some(allowed) = allowed {
+        assert!(
+            allowed.contains(&got),
+            "{path:?} (loosely {loose:?}): {got:?}"
+        );
+    }
+    if let Some((_, first)) = is_fixed {
+        // Among the fixed routes, the one matched here or an earlier one.
+        let at = fixed.iter().position(|(_, r)| r == first).unwrap();
+        assert!(
+            fixed[..=at].iter().any(|(_, r)| *r == got),
+            "{path:?}: {got:?}"
+        );
     }
     match got {
         Route::Public => {
