@@ -8,7 +8,8 @@
 //! - `user`: every token of its `sub` issued before the origin's answer
 //!   (a cut-off at the instant read after the origin answered).
 //!
-//! The gateway removes the header from every response, verified or not,
+//! Whatever the response's status: the origin knows why it asks. The
+//! gateway removes the header from every response, verified or not,
 //! and passes a verified request's response on only once the revocation is
 //! recorded; otherwise the client gets 503 `sessions_not_revoked`
 //! ([`crate::gateway::Gateway::finish_origin_revocation`]). Unknown members

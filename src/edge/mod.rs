@@ -218,7 +218,10 @@ impl Call<'_> {
             }
             Decision::Forward(Some(verified)) => {
                 let identity = identity_headers(&verified.identity);
-                let (response, directive) = self.forward(&target(), identity, true).await?;
+                let (response, directive) = self
+                    .forward(&target(), identity, true)
+                    .await
+                    .map_err(|e| Refusal::of(e, &verified.identity))?;
                 let directive = self.directive(directive.as_deref());
                 if !directive.is_empty() {
                     self.finish_after_origin(verified, store, None, directive)
@@ -228,7 +231,10 @@ impl Call<'_> {
             }
             Decision::ForwardPasswordChange(verified) => {
                 let identity = identity_headers(&verified.identity);
-                let (response, directive) = self.forward(&target(), identity, true).await?;
+                let (response, directive) = self
+                    .forward(&target(), identity, true)
+                    .await
+                    .map_err(|e| Refusal::of(e, &verified.identity))?;
                 let directive = self.directive(directive.as_deref());
                 let status = Some(response.status());
                 self.finish_after_origin(verified, store, status, directive)
