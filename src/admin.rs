@@ -87,12 +87,14 @@ struct Introspection<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a token::Audience>,
+    /// RFC 7662 times are integers; a fractional claim is rounded to the
+    /// safe side (expires no later, valid no earlier than the token says).
     #[serde(skip_serializing_if = "Option::is_none")]
-    exp: Option<f64>,
+    exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    iat: Option<f64>,
+    iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    nbf: Option<f64>,
+    nbf: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -297,9 +299,9 @@ async fn introspect(
                     sub: c.sub.as_deref(),
                     iss: c.iss.as_deref(),
                     aud: c.aud.as_ref(),
-                    exp: c.exp,
-                    iat: c.iat,
-                    nbf: c.nbf,
+                    exp: c.exp.map(|t| t.floor() as i64),
+                    iat: c.iat.map(|t| t.floor() as i64),
+                    nbf: c.nbf.map(|t| t.ceil() as i64),
                     jti: Some(&verified.identity.token_id),
                     sid: c.session(),
                     token_type: Some("Bearer"),

@@ -442,7 +442,7 @@ mod tests {
         let store = MemoryStore::default();
         let raw = logout_token(json!({"typ": "logout+jwt"}), good());
         let (reply, outcome) = run(&raw, &store).unwrap();
-        assert_eq!((reply.status, reply.body.as_str()), (200, "{}"));
+        assert_eq!((reply.status, reply.body.as_str()), (200, "{}\n"));
         assert_eq!(reply.header("Cache-Control"), Some("no-store"));
         assert_eq!(outcome, Outcome::SessionRevoked);
         let entries = store.entries.borrow().clone();

@@ -323,8 +323,9 @@ impl Reply {
                 ("Content-Type".into(), "application/json".into()),
                 ("Cache-Control".into(), "no-store".into()),
             ],
-            // Serializing our own plain structs cannot fail.
-            body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),
+            // Serializing our own plain structs cannot fail. The newline
+            // keeps `curl` output off the shell prompt.
+            body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()) + "\n",
             code: None,
             who: None,
         }
@@ -352,7 +353,7 @@ mod tests {
         );
         assert_eq!(
             reply.body,
-            r#"{"error":"token_missing","error_description":"no bearer token was sent"}"#
+            "{\"error\":\"token_missing\",\"error_description\":\"no bearer token was sent\"}\n"
         );
     }
 
@@ -457,7 +458,7 @@ mod tests {
         assert_eq!(reply.status, 400);
         assert_eq!(
             reply.body,
-            r#"{"error":"invalid_request","error_description":"the logout token has no jti"}"#
+            "{\"error\":\"invalid_request\",\"error_description\":\"the logout token has no jti\"}\n"
         );
         assert_eq!(reply.header("Cache-Control"), Some("no-store"));
         assert_eq!(reply.header("WWW-Authenticate"), None);

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startHarness, bearer, json } from "../support/harness.mjs";
-import { mint, claimsOf, ADMIN_TOKEN, OTHER_SECRET } from "../support/tokens.mjs";
+import { mint, claimsOf, now, ADMIN_TOKEN, OTHER_SECRET } from "../support/tokens.mjs";
 
 let h;
 before(async () => (h = await startHarness()));
@@ -68,6 +68,14 @@ test("revoke by token, by jti and by user; introspect says why", async () => {
   assert.equal(live.active, true);
   assert.equal(live.sub, "gina");
   assert.equal(live.jti, claimsOf(active).jti);
+  // RFC 7662 times are integers, rounded to the safe side; JSON answers end with a newline.
+  const fractional = await mint({ sub: "hana", claims: { iat: now() - 0.25, exp: now() + 600.75 } }, h.config);
+  const text = await (await admin("/_admin/introspect", { token: fractional })).text();
+  assert.ok(text.endsWith("}\n"), text);
+  const times = JSON.parse(text);
+  assert.ok(Number.isInteger(times.exp) && Number.isInteger(times.iat), text);
+  assert.equal(times.exp, Math.floor(claimsOf(fractional).exp));
+  assert.equal(times.iat, Math.floor(claimsOf(fractional).iat));
   assert.equal(live.aud, h.config.JWT_AUDIENCE);
   const forged = await why(await mint({ secret: OTHER_SECRET }, h.config));
   assert.deepEqual([forged.active, forged.error], [false, "signature_invalid"]);

@@ -68,7 +68,7 @@ async function accepted(response) {
   const text = await response.text();
   assert.equal(response.status, 200, text);
   assert.equal(response.headers.get("cache-control"), "no-store");
-  assert.equal(text, "{}");
+  assert.equal(text, "{}\n");
 }
 
 async function invalid(response, what) {
