@@ -498,10 +498,12 @@ impl Config {
                     return Err(invalid("BACKCHANNEL_LOGOUT_PATH", "must start with '/'"));
                 }
                 let loose = crate::routes::loosely(path);
+                // Compared as requests are routed (format suffixes too), so
+                // that `/auth/logout.json` is refused rather than unreachable.
                 let taken = crate::routes::FIXED_PATHS
                     .iter()
-                    .any(|fixed| *fixed == loose)
-                    || loose == password_change_path;
+                    .chain([&password_change_path.as_str()])
+                    .any(|fixed| crate::routes::same_route(&loose, fixed));
                 if taken || loose == "/" {
                     return Err(invalid(
                         "BACKCHANNEL_LOGOUT_PATH",
@@ -575,6 +577,24 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn backchannel_path_may_not_shadow_a_gateway_route_even_with_a_suffix() {
+        for path in [
+            "/auth/logout",
+            "/auth/logout.json",
+            "/Auth//Logout-All/",
+            "/_admin/revoke.x",
+        ] {
+            let err = config_with(&[
+                ("JWT_SECRET", TEST_SECRET),
+                ("BACKCHANNEL_LOGOUT_PATH", path),
+                ("BACKCHANNEL_LOGOUT_AUDIENCE", "client"),
+            ])
+            .unwrap_err();
+            assert_eq!(err.setting, "BACKCHANNEL_LOGOUT_PATH", "{path}");
+        }
     }
 
     #[test]

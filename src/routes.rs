@@ -141,6 +141,9 @@ fn may_resolve_elsewhere(path: &str) -> bool {
         || ["%2f", "%5c", "%2e", "%3b", "%25"]
             .iter()
             .any(|encoded| lower.contains(encoded))
+        // An encoded control character, or a space ending a segment:
+        // origins trim or cut paths there (`/admin%20`, `/admin%00.html`).
+        || encodes_control_or_space(&lower)
         || path
             .split('/')
             .any(|segment| segment == "." || segment == "..")
@@ -157,9 +160,20 @@ fn may_resolve_elsewhere(path: &str) -> bool {
     !escapes_valid || std::str::from_utf8(&percent_decode(bytes)).is_err()
 }
 
+fn encodes_control_or_space(lower: &str) -> bool {
+    let bytes = lower.as_bytes();
+    bytes.windows(3).enumerate().any(|(i, w)| {
+        let control = w[0] == b'%' && (matches!(w[1], b'0' | b'1') || w[1..] == *b"7f");
+        // A space ending a segment is trimmed by some routers; inside a
+        // name (`a%20b.js`) it is an ordinary file name.
+        let trailing_space = w == b"%20" && matches!(bytes.get(i + 3), None | Some(b'/'));
+        control || trailing_space
+    })
+}
+
 /// A route also answers with a format suffix on its last segment
 /// (`/auth/password-change.json`), as Rails and others route it.
-fn same_route(loose_path: &str, loose_route: &str) -> bool {
+pub(crate) fn same_route(loose_path: &str, loose_route: &str) -> bool {
     match loose_path.strip_prefix(loose_route) {
         Some("") => true,
         Some(rest) => rest.starts_with('.') && !rest.contains('/'),
@@ -455,6 +469,10 @@ mod tests {
             "/static/%c0%ae%c0%ae/api",
             "/static/%e0%80%ae%e0%80%ae/api",
             "/static/100%",
+            "/static/..%00/api",
+            "/static/x%20/../api",
+            "/static/app.js%20",
+            "/static/app.js%0a",
         ] {
             assert_eq!(r(path), Route::Protected, "{path}");
         }

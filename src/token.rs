@@ -62,10 +62,22 @@ fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a
 pub struct ExtraHeader {
     /// RFC 7515 4.1.11: we understand no extension, so any `crit` is refused.
     #[serde(default)]
-    pub crit: Option<serde::de::IgnoredAny>,
+    pub crit: Present,
     /// RFC 7797 unencoded payloads would change what was signed.
     #[serde(default)]
-    pub b64: Option<serde::de::IgnoredAny>,
+    pub b64: Present,
+}
+
+/// Whether a header member was there at all, whatever its value: `Option`
+/// would read `"crit": null` as absent, and a member that must not appear
+/// must not appear as null either.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Present(pub bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Present, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
 }
 
 /// The `events` member that makes a JWT an OpenID Connect logout token

@@ -139,7 +139,7 @@ pub async fn verify_signature_as<'t, 'c>(
         .ok_or(GateError::AlgorithmNotAllowed)?;
 
     let header = untrusted.header();
-    if header.other_fields.crit.is_some() || header.other_fields.b64.is_some() {
+    if header.other_fields.crit.0 || header.other_fields.b64.0 {
         // No extension is understood, so none may be critical (RFC 7515 4.1.11).
         return Err(GateError::TokenMalformed);
     }

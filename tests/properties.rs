@@ -1097,14 +1097,12 @@ fn double_encoding_and_dot_segments_reach_the_password_change() {
 }
 
 /// Observation, not a confirmed bug (for the owner of verify.rs/token.rs):
-/// `"crit": null` and `"b64": null` deserialize as absent
-/// (`Option<IgnoredAny>`), so such a header is accepted, while RFC 7515
+/// `"crit": null` and `"b64": null` used to deserialize as absent
+/// (`Option<IgnoredAny>`), so such a header was accepted, while RFC 7515
 /// 4.1.11 allows `crit` only as a non-empty array of names, and jose
-/// refuses it. Harmless in effect (null names no extension), but a
-/// difference from other verifiers. Found by the verify_token property
-/// (whose acceptance check had to allow null). Still fails at dcbf20e.
+/// refuses it. Found by the verify_token property; fixed with
+/// `token::Present`.
 #[test]
-#[ignore = "observation: crit/b64 null accepted; RFC 7515 4.1.11 wants an array"]
 fn null_crit_or_b64_header_is_refused() {
     let config = hmac_config(&[]);
     for header in [
@@ -1125,15 +1123,13 @@ fn null_crit_or_b64_header_is_refused() {
     }
 }
 
-/// Observation, not a confirmed bug (for the owner of routes.rs): a gateway
-/// route followed by an encoded space, tab, newline, NUL or no-break space
-/// is an ordinary path, so under `PUBLIC_PATHS=/*` it is forwarded as
-/// Public. An origin that trims or truncates the path there (Spring's
-/// `AntPathMatcher` with `trimTokens`, the CVE-2016-5007 class; C code that
-/// stops at NUL) would run the password change without the cut-off. Most
-/// origins route these to a 404. Still fails at dcbf20e.
+/// A gateway route followed by an encoded space, tab, newline or NUL was an
+/// ordinary path, so under `PUBLIC_PATHS=/*` it was forwarded as Public. An
+/// origin that trims or truncates the path there (Spring's `AntPathMatcher`
+/// with `trimTokens`, the CVE-2016-5007 class; C code that stops at NUL)
+/// would run the password change without the cut-off. Found by the route
+/// property; such paths are never public now.
 #[test]
-#[ignore = "observation: /auth/password-change%20 (or %00, %09, %0a) is Public under /*"]
 fn gateway_route_with_trailing_encoded_whitespace_is_not_public() {
     let everything = vec![PathPattern::parse("/*").unwrap()];
     for path in [
