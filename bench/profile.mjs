@@ -28,6 +28,9 @@ if (!["ab", "cpu"].includes(mode) || dirs.length === 0) {
   process.exit(2);
 }
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+// BENCH_KIND=revoked: every token's ID is revoked in KV, so each request is
+// refused with 401 token_revoked (and logs its one refusal line).
+const REVOKED = process.env.BENCH_KIND === "revoked";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const work = path.resolve("bench/.work/profile");
 mkdirSync(work, { recursive: true });
@@ -38,7 +41,10 @@ const now = Math.floor(Date.now() / 1000);
 const tokens = [];
 for (let i = 0; i < 16; i++) tokens.push(await mint(keys, "HS256", { sub: `user-${i}`, jti: `p-${i}`, iat: now - 60, exp: now + 86400 }));
 
-const kv = await start(process.execPath, ["bench/lib/kv-server.mjs", JSON.stringify({ seedCount: 10000 })], { cpu: 1, readyJson: true, name: "kv" });
+const revokedEntries = Object.fromEntries(
+  REVOKED ? tokens.map((_, i) => [`v1:jti:p-${i}`, JSON.stringify({ at: now, by: "logout" })]) : [],
+);
+const kv = await start(process.execPath, ["bench/lib/kv-server.mjs", JSON.stringify({ seedCount: 10000, entries: revokedEntries })], { cpu: 1, readyJson: true, name: "kv" });
 const origin = await start(process.execPath, ["bench/lib/origin.mjs"], { cpu: 1, readyJson: true, name: "origin" });
 const originUrl = `http://127.0.0.1:${origin.info.port}`;
 const script = writeScript(work, "profile-hs256", tokens);
@@ -68,10 +74,11 @@ async function startGateway(dir, extraArgs = []) {
   for (let i = 0; ; i++) {
     try {
       const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[0]}` } });
-      if (r.status !== 200) throw new Error(`${dir}: expected 200, got ${r.status} ${r.body.slice(0, 200)}`);
+      const expected = REVOKED ? 401 : 200;
+      if (r.status !== expected) throw new Error(`${dir}: expected ${expected}, got ${r.status} ${r.body.slice(0, 200)}`);
       break;
     } catch (e) {
-      if (i > 100 || /expected 200/.test(e.message)) throw e;
+      if (i > 100 || /expected \d+/.test(e.message)) throw e;
       await sleep(100);
     }
   }
@@ -81,7 +88,7 @@ async function startGateway(dir, extraArgs = []) {
 async function cpuPerRequest(gw) {
   const before = cpuMicros(gw.h.pid);
   const r = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
-  if (r.status) throw new Error(`${r.status} non-2xx answers`);
+  if (r.status && !REVOKED) throw new Error(`${r.status} non-2xx answers`);
   return { us: (cpuMicros(gw.h.pid) - before) / r.requests, rps: (r.requests * 1e6) / r.durationUs };
 }
 
@@ -99,7 +106,7 @@ if (mode === "ab") {
     }
   }
   const base = median(gateways[0].us);
-  console.log(`\nworker CPU per valid HS256 request, ${ROUNDS} interleaved rounds of ${SECONDS} s (median, min-max):`);
+  console.log(`\nworker CPU per ${REVOKED ? "revoked (refused)" : "valid"} HS256 request, ${ROUNDS} interleaved rounds of ${SECONDS} s (median, min-max):`);
   for (const g of gateways) {
     const m = median(g.us);
     console.log(
