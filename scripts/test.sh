@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export WRANGLER_SEND_METRICS=false
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says how long the suite has run, so a slow step is easy to spot.
+step() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "rustfmt"
 cargo fmt --all -- --check
@@ -36,3 +37,4 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
   exit 1
 fi
 node --test --test-concurrency=1 'tests/browser/*.test.mjs'
+step "done"
