@@ -440,15 +440,19 @@ pub(crate) mod tests {
         );
     }
 
+    /// Why an HS256 token with these claims is refused under these
+    /// settings (`None`: accepted).
+    fn refusal_of_hs256(claims: serde_json::Value, pairs: &[(&str, &str)]) -> Option<GateError> {
+        run(
+            &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
+            pairs,
+        )
+        .err()
+    }
+
     #[test]
     fn iat_in_the_future_is_refused_even_without_a_maximum_age() {
-        let at = |claims: serde_json::Value, pairs: &[(&str, &str)]| {
-            run(
-                &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
-                pairs,
-            )
-            .err()
-        };
+        let at = refusal_of_hs256;
         let exp = NOW + 3600.0;
         // No JWT_MAX_TOKEN_AGE_SECONDS: a future iat would outlive every
         // user cut-off (only iat < cut-off is revoked).
@@ -649,13 +653,7 @@ pub(crate) mod tests {
 
     #[test]
     fn time_claims_with_and_without_leeway() {
-        let at = |claims: serde_json::Value, pairs: &[(&str, &str)]| {
-            run(
-                &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
-                pairs,
-            )
-            .err()
-        };
+        let at = refusal_of_hs256;
         assert_eq!(at(json!({"exp": NOW}), &[]), Some(GateError::TokenExpired));
         assert_eq!(
             at(json!({"exp": NOW - 5.0}), &[("JWT_LEEWAY_SECONDS", "10")]),
@@ -755,13 +753,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_session_token_needs_an_iat_within_the_session_lifetime() {
-        let at = |claims: serde_json::Value, pairs: &[(&str, &str)]| {
-            run(
-                &mint("HS256", json!({}), claims, TEST_SECRET.as_bytes()),
-                pairs,
-            )
-            .err()
-        };
+        let at = refusal_of_hs256;
         let exp = NOW + 3600.0;
         let short = [("SESSION_LIFETIME_SECONDS", "600")];
         assert_eq!(

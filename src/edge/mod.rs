@@ -217,29 +217,12 @@ impl Call<'_> {
                 Ok(Answer::Origin(response))
             }
             Decision::Forward(Some(verified)) => {
-                let identity = identity_headers(&verified.identity);
-                let (response, directive) = self
-                    .forward(&target(), identity, true)
+                self.forward_verified(&target(), verified, store, false)
                     .await
-                    .map_err(|e| Refusal::of(e, &verified.identity))?;
-                let directive = self.directive(directive.as_deref());
-                if !directive.is_empty() {
-                    self.finish_after_origin(verified, store, None, directive)
-                        .await?;
-                }
-                Ok(Answer::Origin(response))
             }
             Decision::ForwardPasswordChange(verified) => {
-                let identity = identity_headers(&verified.identity);
-                let (response, directive) = self
-                    .forward(&target(), identity, true)
+                self.forward_verified(&target(), verified, store, true)
                     .await
-                    .map_err(|e| Refusal::of(e, &verified.identity))?;
-                let directive = self.directive(directive.as_deref());
-                let status = Some(response.status());
-                self.finish_after_origin(verified, store, status, directive)
-                    .await?;
-                Ok(Answer::Origin(response))
             }
             Decision::ReadAdminBody(action) => {
                 let body = self.read_body(admin::MAX_BODY_BYTES).await?;
@@ -290,6 +273,30 @@ impl Call<'_> {
 
     /// Sends the request on; the origin's response comes back without a
     /// `Tokengate-Revoke` header, whose value (if any) comes alongside.
+    /// Forwards a verified request, then records what its answer asks
+    /// for (a password change's cut-off, `Tokengate-Revoke`) before the
+    /// response goes back.
+    async fn forward_verified(
+        &self,
+        target: &str,
+        verified: Verified,
+        store: KvRevocations,
+        password_change: bool,
+    ) -> Result<Answer, Refusal> {
+        let identity = identity_headers(&verified.identity);
+        let (response, directive) = self
+            .forward(target, identity, true)
+            .await
+            .map_err(|e| Refusal::of(e, &verified.identity))?;
+        let directive = self.directive(directive.as_deref());
+        let status = password_change.then(|| response.status());
+        if password_change || !directive.is_empty() {
+            self.finish_after_origin(verified, store, status, directive)
+                .await?;
+        }
+        Ok(Answer::Origin(response))
+    }
+
     async fn forward(
         &self,
         target: &str,
