@@ -19,7 +19,7 @@ TOOLS_ROOT="${CARGO_INSTALL_ROOT:-$HOME/.cargo}"
 WASM_BINDGEN="$TOOLS_ROOT/bin/wasm-bindgen"
 if [ "$("$WASM_BINDGEN" --version 2>/dev/null | awk '{ print $NF }')" != "$WASM_BINDGEN_VERSION" ]; then
   say "compiling wasm-bindgen-cli $WASM_BINDGEN_VERSION from crates.io into $TOOLS_ROOT/bin"
-  say "(once per machine; about 3 minutes on 2 cores, with no output until it is done)"
+  say "(once per machine; about 2.5 minutes on 2 cores, with no output until it is done)"
   log=$(mktemp)
   # --locked pins the tool's own dependencies. When the registry no longer
   # has one of them (it happens: yanked crates), cargo refuses; the second
