@@ -1,6 +1,6 @@
 //! The one error type. Its `code()`, `status()` and `description()` drive
 //! every failure response the gateway sends; codes are a stable contract
-//! (`../shared/SPEC.md`, "Errors") that clients switch on.
+//! (README, "Errors") that clients switch on.
 
 use serde::Serialize;
 
