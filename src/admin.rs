@@ -317,9 +317,8 @@ mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keyring::Keyring;
-    use crate::keys::NoPublicKeys;
     use crate::revocation::MemoryStore;
-    use crate::verify::tests::{mint, NoNetwork};
+    use crate::verify::tests::mint;
     use pollster::block_on;
     use serde_json::{json, Value};
 
@@ -332,11 +331,7 @@ mod tests {
         ])
         .unwrap();
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let reply = block_on(handle(
             action,
             body.to_string().as_bytes(),

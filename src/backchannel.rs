@@ -332,10 +332,9 @@ mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keyring::Keyring;
-    use crate::keys::NoPublicKeys;
     use crate::revocation::{check, MemoryStore, Status};
     use crate::token::{Claims, BACKCHANNEL_LOGOUT_EVENT};
-    use crate::verify::tests::{mint, NoNetwork};
+    use crate::verify::tests::mint;
     use pollster::block_on;
     use serde_json::{json, Value};
 
@@ -373,11 +372,7 @@ mod tests {
 
     fn run_at(raw: &str, store: &MemoryStore, now: f64) -> Result<(Reply, Outcome), GateError> {
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let body = format!("logout_token={raw}");
         block_on(handle(
             Some("application/x-www-form-urlencoded; charset=UTF-8"),
@@ -641,11 +636,7 @@ mod tests {
         ])
         .unwrap();
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let raw = logout_token(json!({}), good());
         assert_eq!(
             block_on(validate(&raw, &config, &verification, NOW)),
@@ -656,11 +647,7 @@ mod tests {
     #[test]
     fn a_wrong_content_type_or_body_is_refused() {
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let store = MemoryStore::default();
         let raw = logout_token(json!({}), good());
         let body = format!("logout_token={raw}");

@@ -425,9 +425,8 @@ mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keyring::Keyring;
-    use crate::keys::NoPublicKeys;
     use crate::revocation::MemoryStore;
-    use crate::verify::tests::{mint, NoNetwork};
+    use crate::verify::tests::mint;
     use pollster::block_on;
     use serde_json::json;
 
@@ -460,11 +459,7 @@ mod tests {
 
     fn decide(config: &Config, store: &impl RevocationStore, req: &Incoming<'_>) -> Decision {
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let gateway = Gateway {
             config,
             verification: &verification,
@@ -492,11 +487,7 @@ mod tests {
     ) -> Result<(), GateError> {
         let config = config(&[]);
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let gateway = Gateway {
             config: &config,
             verification: &verification,
@@ -961,11 +952,7 @@ mod tests {
     ) -> Result<(), GateError> {
         let config = config(&[("SESSION_LIFETIME_SECONDS", "3600")]);
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let gateway = Gateway {
             config: &config,
             verification: &verification,

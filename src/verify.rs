@@ -362,15 +362,23 @@ pub(crate) mod tests {
     /// Verifies with a fresh keyring, no network and no public-key crypto.
     pub fn verify_at(token: &str, config: &Config, now: f64) -> Result<Verified, GateError> {
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         pollster::block_on(verify_token(token, config, &verification, now))
     }
 
     pub struct NoNetwork;
+
+    impl<'a> Verification<'a, NoNetwork, NoPublicKeys> {
+        /// What unit tests verify with: no JWKS fetches, no public-key
+        /// signatures (HMAC only).
+        pub fn offline(keyring: &'a Keyring) -> Self {
+            Verification {
+                keyring,
+                fetcher: &NoNetwork,
+                signatures: &NoPublicKeys,
+            }
+        }
+    }
 
     impl JwksFetcher for NoNetwork {
         async fn fetch(&self, _: &str, _: bool) -> Result<crate::keyring::Fetched, String> {
@@ -798,11 +806,7 @@ pub(crate) mod tests {
         assert!(reply.body.contains("SESSION_LIFETIME_SECONDS"));
         // A token whose signature verified is named in the refusal's log line.
         let keyring = Keyring::default();
-        let verification = Verification {
-            keyring: &keyring,
-            fetcher: &NoNetwork,
-            signatures: &NoPublicKeys,
-        };
+        let verification = Verification::offline(&keyring);
         let config = config_with(&[("JWT_SECRET", TEST_SECRET), short[0]]).unwrap();
         let old = mint(
             "HS256",

@@ -49,6 +49,17 @@ struct Isolate {
     fetcher: EdgeFetcher,
 }
 
+impl Isolate {
+    /// The isolate's keys, its JWKS fetcher and WebCrypto.
+    fn verification(&self) -> Verification<'_, EdgeFetcher, crypto::WebCrypto> {
+        Verification {
+            keyring: &self.keyring,
+            fetcher: &self.fetcher,
+            signatures: &crypto::WebCrypto,
+        }
+    }
+}
+
 thread_local! {
     static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
 }
@@ -184,11 +195,7 @@ impl Call<'_> {
         let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
         let incoming = Incoming { path, ..incoming };
         let store = KvRevocations::from_env(self.env)?;
-        let verification = Verification {
-            keyring: &self.isolate.keyring,
-            fetcher: &self.isolate.fetcher,
-            signatures: &crypto::WebCrypto,
-        };
+        let verification = self.isolate.verification();
         let gateway = Gateway {
             config: self.config,
             verification: &verification,
@@ -338,11 +345,7 @@ impl Call<'_> {
         let outcome = Rc::new(Cell::new(Ok(())));
         let reported = Rc::clone(&outcome);
         let write = Task::new(async move {
-            let verification = Verification {
-                keyring: &isolate.keyring,
-                fetcher: &isolate.fetcher,
-                signatures: &crypto::WebCrypto,
-            };
+            let verification = isolate.verification();
             let gateway = Gateway {
                 config: &config,
                 verification: &verification,
