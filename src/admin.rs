@@ -166,7 +166,8 @@ async fn revoke(
             match verify_signature(&raw, config, verification, now).await {
                 Ok(signed) => {
                     let id = token::token_id(signed.parsed.signing_input, &signed.claims);
-                    revoke_id(store, &id, signed.claims.exp, leeway, now).await
+                    let user = signed.claims.sub.as_deref();
+                    revoke_id(store, user, &id, signed.claims.exp, leeway, now).await
                 }
                 Err(reason) => Ok(Reply::json(
                     200,
@@ -181,20 +182,23 @@ async fn revoke(
             token: None,
             jti: Some(jti),
             exp: Some(exp),
-            sub: None,
+            sub,
             sid: None,
         } if !jti.is_empty() && exp.is_finite() => {
-            revoke_id(store, &jti, Some(exp), leeway, now).await
+            let user = user_for_objects(store, sub.as_deref())?;
+            revoke_id(store, user, &jti, Some(exp), leeway, now).await
         }
         AdminRequest {
             token: None,
             jti: None,
             exp: None,
-            sub: None,
+            sub,
             sid: Some(sid),
         } if !sid.is_empty() => {
+            let user = user_for_objects(store, sub.as_deref())?;
             let until = revocation::revoke_session(
                 store,
+                user,
                 &sid,
                 RevokedBy::Admin,
                 now,
@@ -236,14 +240,33 @@ async fn revoke(
     }
 }
 
+/// The user whose object must see a revocation by `jti` or `sid`. With
+/// per-user objects bound the request must name it (`sub`): otherwise the
+/// revocation could not reach strict paths and refresh tokens at once.
+fn user_for_objects<'a>(
+    store: &impl RevocationStore,
+    sub: Option<&'a str>,
+) -> Result<Option<&'a str>, GateError> {
+    let sub = sub.filter(|s| !s.is_empty());
+    if sub.is_none() && store.has_user_objects() {
+        return Err(GateError::UserRequired(
+            "name the token's user too (\"sub\"): with SESSIONS bound, a revocation must \
+             reach the user's Durable Object",
+        ));
+    }
+    Ok(sub)
+}
+
 async fn revoke_id(
     store: &impl RevocationStore,
+    user: Option<&str>,
     id: &str,
     exp: Option<NumericDate>,
     leeway: u64,
     now: NumericDate,
 ) -> Result<Reply, GateError> {
-    let until = revocation::revoke_token(store, id, exp, leeway, RevokedBy::Admin, now).await?;
+    let until =
+        revocation::revoke_token(store, user, id, exp, leeway, RevokedBy::Admin, now).await?;
     Ok(Reply::json(
         200,
         &Revoked {
@@ -383,7 +406,7 @@ mod tests {
         );
         for bad in [
             json!({"sid": ""}),
-            json!({"sid": "s-1", "sub": "alice"}),
+            json!({"sid": "s-1", "jti": "x"}),
             json!({"sid": "s-1", "token": "x"}),
             json!({"sid": 5}),
         ] {
@@ -397,5 +420,26 @@ mod tests {
             call(AdminAction::Introspect, json!({"sid": "s-1"}), &store).0,
             400
         );
+    }
+
+    #[test]
+    fn with_user_objects_a_revocation_by_id_must_name_its_user() {
+        let store = MemoryStore::with_user_objects();
+        for request in [json!({"jti": "j", "exp": 1.8e9}), json!({"sid": "s-1"})] {
+            let (status, body) = call(AdminAction::Revoke, request.clone(), &store);
+            assert_eq!(
+                (status, &body["error"]),
+                (400, &json!("invalid_request")),
+                "{request}"
+            );
+        }
+        let (status, _) = call(
+            AdminAction::Revoke,
+            json!({"jti": "j", "exp": 1.8e9, "sub": "alice"}),
+            &store,
+        );
+        assert_eq!(status, 200);
+        assert!(store.object_entry("alice", "v1:jti:j").is_some());
+        assert!(store.entries.borrow().contains_key("v1:jti:j"));
     }
 }

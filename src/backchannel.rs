@@ -103,7 +103,7 @@ pub fn logout_token_param(body: &[u8]) -> Result<String, GateError> {
 
 /// One form-urlencoded name or value; `None` for a broken escape or bytes
 /// that are not UTF-8.
-fn form_decode(bytes: &[u8]) -> Option<String> {
+pub(crate) fn form_decode(bytes: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -247,9 +247,12 @@ pub async fn apply(
             if values[0].is_some() {
                 return Ok(Outcome::Replayed);
             }
-            if values[1].is_none() {
+            // With objects, KV's entry may be missing from the object (a
+            // write that failed half-way): write it again.
+            if values[1].is_none() || store.has_user_objects() {
                 revocation::revoke_session(
                     store,
+                    token.sub.as_deref(),
                     sid,
                     RevokedBy::Backchannel,
                     now,
@@ -257,6 +260,14 @@ pub async fn apply(
                     leeway,
                 )
                 .await?;
+            }
+            if token.sub.is_none() && store.has_user_objects() {
+                // KV has it, but no object can be found without `sub`; the
+                // provider is told it failed, and may send it again.
+                return Err(GateError::UserRequired(
+                    "the logout token has no sub: its session is revoked in KV but not in \
+                     the user's Durable Object (strict paths, refresh tokens)",
+                ));
             }
             Outcome::SessionRevoked
         }
@@ -291,8 +302,10 @@ pub async fn apply(
         // `validate` never lets such a token through.
         (None, None) => return Err(invalid("the logout token has neither sub nor sid")),
     };
+    // The spent logout token concerns no user's object.
     revocation::revoke_token(
         store,
+        None,
         &token.jti,
         Some(token.exp),
         leeway,

@@ -54,6 +54,27 @@ pub struct Config {
     /// `BACKCHANNEL_LOGOUT_AUDIENCE`: the client IDs a logout token's `aud`
     /// must contain one of (comma-separated); never empty when the path is set.
     pub backchannel_logout_audiences: Vec<String>,
+    /// Refresh-token rotation (`REFRESH_*`); `None`: off, and the refresh
+    /// route is an ordinary protected path.
+    pub refresh: Option<RefreshConfig>,
+    /// `STRICT_PATHS`: requests there are also checked against the user's
+    /// Durable Object (`SESSIONS`), which sees every revocation at once.
+    pub strict_paths: Vec<PathPattern>,
+}
+
+/// `REFRESH_PATH` and its companions.
+#[derive(Debug, Clone)]
+pub struct RefreshConfig {
+    /// In loose form (`routes::loosely`), like the other gateway routes.
+    pub path: String,
+    /// `REFRESH_COOKIE`: the cookie the refresh token is read from first.
+    pub cookie: Option<String>,
+    /// `REFRESH_TYP`: tokens of this `typ` are refresh tokens, accepted on
+    /// `path` only; and only they are accepted there.
+    pub typ: Option<String>,
+    /// `REFRESH_REUSE_GRACE_SECONDS`: how long the latest spent token of a
+    /// family may be presented again (a retry after a lost response).
+    pub reuse_grace_seconds: u64,
 }
 
 /// Which setting is wrong and why, without its value.
@@ -87,6 +108,94 @@ fn list(value: Option<&str>) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// A cookie name setting (RFC 6265 token characters).
+fn cookie_name(
+    get: &impl Fn(&str) -> Option<String>,
+    setting: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(name) = get(setting).map(|c| c.trim().to_owned()) else {
+        return Ok(None);
+    };
+    let token_char = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+    if name.chars().all(token_char) {
+        Ok(Some(name))
+    } else {
+        Err(invalid(setting, "is not a valid cookie name"))
+    }
+}
+
+/// A `PUBLIC_PATHS`-style list: exact paths and `prefix/*` patterns.
+fn path_patterns(
+    get: &impl Fn(&str) -> Option<String>,
+    setting: &'static str,
+) -> Result<Vec<PathPattern>, ConfigError> {
+    list(get(setting).as_deref())
+        .into_iter()
+        .map(|p| {
+            PathPattern::parse(&p).ok_or_else(|| invalid(setting, "each path must start with '/'"))
+        })
+        .collect()
+}
+
+/// `REFRESH_PATH` with `REFRESH_COOKIE`, `REFRESH_TYP` and
+/// `REFRESH_REUSE_GRACE_SECONDS`; `None` when `REFRESH_PATH` is unset.
+fn refresh_config(
+    get: &impl Fn(&str) -> Option<String>,
+    password_change_path: &str,
+    backchannel_logout_path: &Option<String>,
+) -> Result<Option<RefreshConfig>, ConfigError> {
+    let Some(path) = get("REFRESH_PATH") else {
+        for companion in [
+            "REFRESH_COOKIE",
+            "REFRESH_TYP",
+            "REFRESH_REUSE_GRACE_SECONDS",
+        ] {
+            if get(companion).is_some() {
+                return Err(invalid(companion, "is set but REFRESH_PATH is not"));
+            }
+        }
+        return Ok(None);
+    };
+    let path = path.trim();
+    if !path.starts_with('/') {
+        return Err(invalid("REFRESH_PATH", "must start with '/'"));
+    }
+    let loose = crate::routes::loosely(path);
+    let taken = crate::routes::FIXED_PATHS
+        .iter()
+        .copied()
+        .chain([password_change_path])
+        .chain(backchannel_logout_path.as_deref())
+        .any(|route| crate::routes::same_route(&loose, route));
+    if taken || loose == "/" {
+        return Err(invalid(
+            "REFRESH_PATH",
+            "must be a path of its own, not / nor another gateway route",
+        ));
+    }
+    // A grace window is a replay window: capped at five minutes.
+    let reuse_grace_seconds = match get("REFRESH_REUSE_GRACE_SECONDS") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= 300)
+            .ok_or_else(|| {
+                invalid(
+                    "REFRESH_REUSE_GRACE_SECONDS",
+                    "must be a whole number of seconds, 0 to 300",
+                )
+            })?,
+    };
+    Ok(Some(RefreshConfig {
+        path: loose,
+        cookie: cookie_name(get, "REFRESH_COOKIE")?,
+        typ: get("REFRESH_TYP").map(|t| t.trim().to_owned()),
+        reuse_grace_seconds,
+    }))
 }
 
 /// `http://` to this machine only: `localhost`, `127.0.0.1` or `[::1]`,
@@ -414,21 +523,9 @@ impl Config {
                 )?),
             };
 
-        let token_cookie = get("TOKEN_COOKIE").map(|c| c.trim().to_owned());
-        if let Some(name) = &token_cookie {
-            let token_char = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
-            if !name.chars().all(token_char) {
-                return Err(invalid("TOKEN_COOKIE", "is not a valid cookie name"));
-            }
-        }
-
-        let public_paths = list(get("PUBLIC_PATHS").as_deref())
-            .into_iter()
-            .map(|p| {
-                PathPattern::parse(&p)
-                    .ok_or_else(|| invalid("PUBLIC_PATHS", "each path must start with '/'"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let token_cookie = cookie_name(&get, "TOKEN_COOKIE")?;
+        let public_paths = path_patterns(&get, "PUBLIC_PATHS")?;
+        let strict_paths = path_patterns(&get, "STRICT_PATHS")?;
 
         let password_change_path = get("PASSWORD_CHANGE_PATH")
             .map(|p| p.trim().to_owned())
@@ -531,6 +628,20 @@ impl Config {
             }
         };
 
+        let refresh = refresh_config(&get, &password_change_path, &backchannel_logout_path)?;
+        if let (Some(refresh), Some(access_typ)) = (&refresh, get("JWT_TYP")) {
+            if refresh
+                .typ
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(access_typ.trim()))
+            {
+                return Err(invalid(
+                    "REFRESH_TYP",
+                    "must differ from JWT_TYP: refresh and access tokens must not cross",
+                ));
+            }
+        }
+
         Ok(Config {
             origin_url,
             providers,
@@ -550,7 +661,14 @@ impl Config {
             session_lifetime_seconds,
             backchannel_logout_path,
             backchannel_logout_audiences,
+            refresh,
+            strict_paths,
         })
+    }
+
+    /// Whether the per-user Durable Objects (`SESSIONS`) are needed.
+    pub fn needs_session_objects(&self) -> bool {
+        self.refresh.is_some() || !self.strict_paths.is_empty()
     }
 
     /// The request's `Origin` when it is one of `CORS_ALLOWED_ORIGINS`
@@ -577,6 +695,47 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn refresh_settings_are_checked_by_name() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![("JWT_SECRET", TEST_SECRET)];
+            pairs.extend_from_slice(extra);
+            config_with(&pairs)
+        };
+        let ok = with(&[
+            ("REFRESH_PATH", "/oauth/token"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "10"),
+            ("STRICT_PATHS", "/billing/*"),
+        ])
+        .unwrap();
+        assert_eq!(ok.refresh.as_ref().map(|r| r.reuse_grace_seconds), Some(10));
+        assert!(ok.needs_session_objects());
+        assert!(!with(&[]).unwrap().needs_session_objects());
+        for (extra, setting) in [
+            (vec![("REFRESH_PATH", "/auth/logout")], "REFRESH_PATH"),
+            (vec![("REFRESH_PATH", "oauth")], "REFRESH_PATH"),
+            (vec![("REFRESH_TYP", "rt+jwt")], "REFRESH_TYP"),
+            (
+                vec![
+                    ("REFRESH_PATH", "/t"),
+                    ("REFRESH_REUSE_GRACE_SECONDS", "301"),
+                ],
+                "REFRESH_REUSE_GRACE_SECONDS",
+            ),
+            (
+                vec![
+                    ("REFRESH_PATH", "/t"),
+                    ("REFRESH_TYP", "at+jwt"),
+                    ("JWT_TYP", "AT+JWT"),
+                ],
+                "REFRESH_TYP",
+            ),
+            (vec![("STRICT_PATHS", "billing")], "STRICT_PATHS"),
+        ] {
+            assert_eq!(with(&extra).unwrap_err().setting, setting, "{extra:?}");
+        }
     }
 
     #[test]

@@ -74,6 +74,18 @@ pub enum GateError {
     /// Connect Back-Channel Logout 1.0, 2.6 and 2.8): 400 `invalid_request`
     /// with this description of what is wrong.
     LogoutTokenInvalid(&'static str),
+    /// A refresh token was presented again after it was spent (outside the
+    /// grace window for the latest one): it was stolen or replayed, so its
+    /// family (session, or the whole user) has been revoked.
+    RefreshTokenReused,
+    /// A token that verified lacks a claim this route needs (`jti` and
+    /// `sub` on the refresh route, `sub` on a strict path). Code
+    /// `type_invalid`: it is not the kind of token the route accepts.
+    ClaimsMissing(&'static str),
+    /// A revocation request names no user while per-user Durable Objects
+    /// are bound: the revocation could not reach strict paths at once.
+    /// Code `invalid_request`, with the reason.
+    UserRequired(&'static str),
 }
 
 impl GateError {
@@ -92,7 +104,8 @@ impl GateError {
             TokenLifetimeTooLong => "token_lifetime_too_long",
             IssuerInvalid => "issuer_invalid",
             AudienceInvalid => "audience_invalid",
-            TypeInvalid => "type_invalid",
+            TypeInvalid | ClaimsMissing(_) => "type_invalid",
+            RefreshTokenReused => "refresh_token_reused",
             TokenRevoked => "token_revoked",
             RevocationUnavailable => "revocation_unavailable",
             SessionsNotRevoked | OriginRevocationFailed => "sessions_not_revoked",
@@ -101,7 +114,9 @@ impl GateError {
             Misconfigured => "misconfigured",
             AdminDisabled => "not_found",
             AdminUnauthorized => "unauthorized",
-            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) => "invalid_request",
+            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) | UserRequired(_) => {
+                "invalid_request"
+            }
             MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -112,8 +127,9 @@ impl GateError {
             TokenMissing | TokenMalformed | TokenTooLarge | TokenAmbiguous
             | AlgorithmNotAllowed | UnknownKey | SignatureInvalid | TokenExpired
             | SessionTooOld | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid
-            | AudienceInvalid | TypeInvalid | TokenRevoked | AdminUnauthorized => 401,
-            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) => 400,
+            | AudienceInvalid | TypeInvalid | TokenRevoked | AdminUnauthorized
+            | RefreshTokenReused | ClaimsMissing(_) => 401,
+            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) | UserRequired(_) => 400,
             AdminDisabled => 404,
             MethodNotAllowed => 405,
             Misconfigured => 500,
@@ -167,7 +183,10 @@ impl GateError {
                 "the token has no sub (subject), so its sessions could not be revoked"
             }
             MethodNotAllowed => "this route only accepts POST",
-            LogoutTokenInvalid(why) => why,
+            LogoutTokenInvalid(why) | ClaimsMissing(why) | UserRequired(why) => why,
+            RefreshTokenReused => {
+                "the refresh token was already used; its sessions have been revoked, sign in again"
+            }
         }
     }
 

@@ -15,10 +15,11 @@ use crate::error::{GateError, Refusal, Reply};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::origin_revoke::{self, Directive, Write};
+use crate::refresh::{self, SpendOutcome, SpendRequest};
 use crate::revocation::{self, RevocationStore, RevokedBy, Status};
 use crate::routes::{self, Route};
 use crate::token;
-use crate::verify::{verify_token_for_log, Verification};
+use crate::verify::{verify_token_as, verify_token_for_log, TokenKind, Verification};
 pub use crate::verify::{Identity, Verified};
 
 /// The answer of the logout routes.
@@ -62,6 +63,10 @@ pub enum Decision {
     /// The caller is an authorized admin; read the body and call
     /// [`admin::handle`].
     ReadAdminBody(AdminAction),
+    /// A POST to `REFRESH_PATH` with no refresh token in the cookie: read
+    /// its `Content-Type` and body (at most [`refresh::MAX_BODY_BYTES`]),
+    /// call [`Gateway::refresh_with_body`], and forward that same body.
+    ReadRefreshBody,
     /// A POST to `BACKCHANNEL_LOGOUT_PATH`: read its `Content-Type` and body
     /// (at most [`crate::backchannel::MAX_BODY_BYTES`]) and call
     /// [`crate::backchannel::handle`].
@@ -87,6 +92,16 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             config.backchannel_logout_path.as_deref(),
             &config.public_paths,
         );
+        // The refresh route, like the other gateway routes, wins over
+        // `PUBLIC_PATHS`.
+        let route = match (route, &config.refresh) {
+            (Route::Public | Route::Protected, Some(refresh))
+                if routes::reaches(req.path, &refresh.path) =>
+            {
+                Route::Refresh
+            }
+            (route, _) => route,
+        };
         // CORS, only for the logout routes and only for a listed origin; an
         // unlisted one gets no Access-Control-* header at all.
         let cors_origin = match route {
@@ -101,13 +116,14 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let result: Result<Decision, Refusal> = match route {
             Route::Preflight | Route::Public => Ok(Decision::Forward(None)),
             Route::Protected => self
-                .authenticate(req, now)
+                .authenticate_for(req, now)
                 .await
                 .map(|v| Decision::Forward(Some(v))),
+            Route::Refresh => self.refresh_route(req, now).await,
             // Refused before the origin sees it when the token has no `sub`:
             // the password would change with no cut-off to record.
             Route::PasswordChange if changes_state(req.method) => self
-                .authenticate(req, now)
+                .authenticate_for(req, now)
                 .await
                 .and_then(|verified| match verified.identity.subject {
                     Some(_) => Ok(Decision::ForwardPasswordChange(verified)),
@@ -115,7 +131,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 }),
             // Showing a password form must not sign anybody out.
             Route::PasswordChange => self
-                .authenticate(req, now)
+                .authenticate_for(req, now)
                 .await
                 .map(|v| Decision::Forward(Some(v))),
             Route::Logout => self.logout(req, now).await.map(Decision::Reply),
@@ -160,6 +176,119 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         }
     }
 
+    /// [`Gateway::authenticate`], and on `STRICT_PATHS` also against the
+    /// user's Durable Object, which holds every acknowledged revocation at
+    /// once (KV may take up to a minute to show one elsewhere).
+    async fn authenticate_for(
+        &self,
+        req: &Incoming<'_>,
+        now: NumericDate,
+    ) -> Result<Verified, Refusal> {
+        let verified = self.authenticate(req, now).await?;
+        if routes::is_strict(req.path, &self.config.strict_paths) {
+            self.check_strictly(&verified).await?;
+        }
+        Ok(verified)
+    }
+
+    async fn check_strictly(&self, verified: &Verified) -> Result<(), Refusal> {
+        let refuse = |e| Refusal::of(e, &verified.identity);
+        let sub = verified.claims.sub.as_deref().filter(|s| !s.is_empty());
+        let sub = sub.ok_or_else(|| {
+            refuse(GateError::ClaimsMissing(
+                "this path needs a token with sub, checked against its user's sessions",
+            ))
+        })?;
+        let id = &verified.identity.token_id;
+        match revocation::check_strict(self.store, sub, id, &verified.claims)
+            .await
+            .map_err(refuse)?
+        {
+            Status::Active => Ok(()),
+            Status::Revoked(_) => Err(refuse(GateError::TokenRevoked)),
+        }
+    }
+
+    /// `REFRESH_PATH`: the refresh token from `REFRESH_COOKIE`, else (on a
+    /// POST) from the body, which the adapter must read first, else from
+    /// `Authorization`.
+    async fn refresh_route(
+        &self,
+        req: &Incoming<'_>,
+        now: NumericDate,
+    ) -> Result<Decision, Refusal> {
+        let cookie = self
+            .config
+            .refresh
+            .as_ref()
+            .and_then(|r| r.cookie.as_deref());
+        if let Some(raw) = refresh::from_cookie(req.cookie, cookie)? {
+            return self
+                .refresh(raw, now)
+                .await
+                .map(|v| Decision::Forward(Some(v)));
+        }
+        if req.method == "POST" {
+            return Ok(Decision::ReadRefreshBody);
+        }
+        let raw = token::extract(req.authorization, None, None)?.ok_or(GateError::TokenMissing)?;
+        self.refresh(raw, now)
+            .await
+            .map(|v| Decision::Forward(Some(v)))
+    }
+
+    /// The second half of [`Decision::ReadRefreshBody`]: the token from the
+    /// body's `refresh_token`, else from `Authorization`. On `Ok` the
+    /// request goes to the origin with the body unchanged.
+    pub async fn refresh_with_body(
+        &self,
+        req: &Incoming<'_>,
+        content_type: Option<&str>,
+        body: &[u8],
+        now: NumericDate,
+    ) -> Result<Verified, Refusal> {
+        let from_body = refresh::from_body(content_type, body)?;
+        let raw = match from_body.as_deref() {
+            Some(raw) => raw,
+            None => {
+                token::extract(req.authorization, None, None)?.ok_or(GateError::TokenMissing)?
+            }
+        };
+        self.refresh(raw, now).await
+    }
+
+    /// Verifies a refresh token, checks it against KV, and spends it in its
+    /// user's object. A spent one is a replay: its family is revoked in KV
+    /// too (the object already did) before `refresh_token_reused` goes back.
+    async fn refresh(&self, raw: &str, now: NumericDate) -> Result<Verified, Refusal> {
+        let config = self.config;
+        let grace = config.refresh.as_ref().map_or(0, |r| r.reuse_grace_seconds);
+        let verified =
+            verify_token_as(raw, TokenKind::Refresh, config, self.verification, now).await?;
+        let refuse = |e| Refusal::of(e, &verified.identity);
+        let request = SpendRequest::new(&verified, config, grace, now).map_err(refuse)?;
+        // KV too: it holds revocations written before the objects were bound.
+        if let Status::Revoked(_) =
+            revocation::check(self.store, &verified.identity.token_id, &verified.claims)
+                .await
+                .map_err(refuse)?
+        {
+            return Err(refuse(GateError::TokenRevoked));
+        }
+        let outcome = self.store.user_spend(&request.sub, &request).await;
+        match outcome.map_err(|_| refuse(GateError::RevocationUnavailable))? {
+            SpendOutcome::Spent | SpendOutcome::Retried => Ok(verified),
+            SpendOutcome::Revoked { .. } => Err(refuse(GateError::TokenRevoked)),
+            SpendOutcome::Reused => {
+                let family = &request.on_reuse;
+                revocation::put_in_kv(self.store, &family.key, &family.value, family.expires_at)
+                    .await
+                    .map_err(refuse)?;
+                Err(refuse(GateError::RefreshTokenReused))
+            }
+        }
+    }
+
     async fn verify_present_token(
         &self,
         req: &Incoming<'_>,
@@ -184,12 +313,17 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let refuse = |e| Refusal::of(e, &verified.identity);
         let id = &verified.identity.token_id;
         let sid = verified.claims.session();
+        let sub = verified.claims.sub.as_deref();
         let found = revocation::lookup(self.store, id, &verified.claims)
             .await
             .map_err(refuse)?;
-        if found.status() == Status::Active {
+        // What KV already holds may be missing from the user's object (a
+        // write that failed half-way): with objects, always write.
+        let objects = self.store.has_user_objects();
+        if found.status() == Status::Active || objects {
             revocation::revoke_token(
                 self.store,
+                sub,
                 id,
                 verified.claims.exp,
                 self.config.leeway_seconds,
@@ -199,8 +333,8 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             .await
             .map_err(refuse)?;
         }
-        if let (Some(sid), false) = (sid, found.session) {
-            self.revoke_session(sid, RevokedBy::Logout, now)
+        if let (Some(sid), false) = (sid, found.session && !objects) {
+            self.revoke_session(sub, sid, RevokedBy::Logout, now)
                 .await
                 .map_err(refuse)?;
         }
@@ -222,12 +356,14 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
 
     async fn revoke_session(
         &self,
+        user: Option<&str>,
         sid: &str,
         by: RevokedBy,
         now: NumericDate,
     ) -> Result<u64, GateError> {
         revocation::revoke_session(
             self.store,
+            user,
             sid,
             by,
             now,
@@ -326,6 +462,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             let written = match write {
                 Write::Token => revocation::revoke_token(
                     self.store,
+                    claims.sub.as_deref(),
                     &verified.identity.token_id,
                     claims.exp,
                     self.config.leeway_seconds,
@@ -335,7 +472,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .map(|_| ()),
                 Write::Session(sid) => self
-                    .revoke_session(&sid, RevokedBy::Origin, now)
+                    .revoke_session(claims.sub.as_deref(), &sid, RevokedBy::Origin, now)
                     .await
                     .map(|_| ()),
                 Write::User(sub) => revocation::cut_off_user(
@@ -849,6 +986,7 @@ mod tests {
         let writes_before = store.writes.get();
         block_on(revocation::revoke_token(
             &store,
+            None,
             "phone",
             Some(NOW + 600.0),
             0,
@@ -1039,6 +1177,283 @@ mod tests {
         assert!(
             store.entries.borrow().contains_key("v1:jti:anon"),
             "what can be done is done"
+        );
+    }
+
+    fn forwarded(decision: Decision) -> Verified {
+        match decision {
+            Decision::Forward(Some(verified)) => verified,
+            other => panic!("expected a forward, got {other:?}"),
+        }
+    }
+
+    fn refusal(decision: Decision) -> (u16, String) {
+        let reply = reply(decision);
+        let code = error_code(&reply);
+        (reply.status, code)
+    }
+
+    const STRICT: [(&str, &str); 1] = [("STRICT_PATHS", "/account/*")];
+
+    #[test]
+    fn strict_paths_see_a_revocation_in_the_object_that_kv_does_not_show_yet() {
+        let config = config(&STRICT);
+        let store = MemoryStore::with_user_objects();
+        let auth = format!("Bearer {}", alice());
+        // Only the object knows (KV has not caught up at this location).
+        store
+            .objects
+            .borrow_mut()
+            .as_mut()
+            .unwrap()
+            .entry("alice".into())
+            .or_default()
+            .insert("v1:sub:alice".into(), "1700000000.000".into());
+        forwarded(decide(
+            &config,
+            &store,
+            &request("GET", "/home", Some(&auth)),
+        ));
+        for path in [
+            "/account/keys",
+            "/Account/Keys",
+            "/x/../account/keys",
+            "/account%2fkeys",
+        ] {
+            assert_eq!(
+                refusal(decide(&config, &store, &request("GET", path, Some(&auth)))),
+                (401, "token_revoked".into()),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_strict_path_fails_closed_without_its_object_or_without_sub() {
+        let config = config(&STRICT);
+        let store = MemoryStore::with_user_objects();
+        store.objects_down.set(true);
+        let auth = format!("Bearer {}", alice());
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &request("GET", "/account/keys", Some(&auth))
+            )),
+            (503, "revocation_unavailable".into())
+        );
+        store.objects_down.set(false);
+        let anonymous = format!(
+            "Bearer {}",
+            token(json!({"jti": "t-9", "iat": NOW, "exp": NOW + 60.0}))
+        );
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &request("GET", "/account/keys", Some(&anonymous))
+            )),
+            (401, "type_invalid".into())
+        );
+    }
+
+    #[test]
+    fn every_revocation_is_written_to_the_users_object_before_it_is_acknowledged() {
+        let config = config(&STRICT);
+        let store = MemoryStore::with_user_objects();
+        let auth = format!("Bearer {}", alice());
+        let (status, _) = refusal(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&auth)),
+        ));
+        assert_eq!(status, 200);
+        assert!(store.object_entry("alice", "v1:jti:t-1").is_some());
+
+        // The object cannot take it: the logout is not acknowledged.
+        let store = MemoryStore::with_user_objects();
+        store.objects_down.set(true);
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &request("POST", "/auth/logout", Some(&auth))
+            )),
+            (503, "revocation_unavailable".into())
+        );
+        // KV took it, the object did not: a retry writes both.
+        store.objects_down.set(false);
+        let (status, _) = refusal(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&auth)),
+        ));
+        assert_eq!(status, 200);
+        assert!(store.object_entry("alice", "v1:jti:t-1").is_some());
+    }
+
+    fn refresh_config() -> Config {
+        config(&[
+            ("REFRESH_PATH", "/auth/refresh"),
+            ("REFRESH_COOKIE", "rt"),
+            ("REFRESH_TYP", "refresh+jwt"),
+        ])
+    }
+
+    fn refresh_token(jti: &str, sid: &str) -> String {
+        mint(
+            "HS256",
+            json!({"typ": "refresh+jwt"}),
+            json!({"sub": "alice", "jti": jti, "sid": sid, "iat": NOW - 5.0, "exp": NOW + 3600.0}),
+            TEST_SECRET.as_bytes(),
+        )
+    }
+
+    fn with_cookie<'a>(path: &'a str, cookie: &'a str) -> Incoming<'a> {
+        Incoming {
+            cookie: Some(cookie),
+            ..request("POST", path, None)
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_is_spent_once_and_a_replay_revokes_its_session_in_kv_too() {
+        let config = refresh_config();
+        let store = MemoryStore::with_user_objects();
+        store.object_now.set(NOW);
+        let first = format!("rt={}", refresh_token("r1", "s1"));
+        let verified = forwarded(decide(
+            &config,
+            &store,
+            &with_cookie("/auth/refresh", &first),
+        ));
+        assert_eq!(verified.identity.token_id, "r1");
+        forwarded(decide(
+            &config,
+            &store,
+            &with_cookie(
+                "/auth/refresh",
+                &format!("rt={}", refresh_token("r2", "s1")),
+            ),
+        ));
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &with_cookie("/auth/refresh", &first)
+            )),
+            (401, "refresh_token_reused".into())
+        );
+        assert!(
+            store.entries.borrow().contains_key("v1:sid:s1"),
+            "KV has the family too"
+        );
+        assert!(store.object_entry("alice", "v1:sid:s1").is_some());
+        // Another session of the same user is untouched.
+        forwarded(decide(
+            &config,
+            &store,
+            &with_cookie(
+                "/auth/refresh",
+                &format!("rt={}", refresh_token("q1", "s2")),
+            ),
+        ));
+    }
+
+    #[test]
+    fn refresh_and_access_tokens_do_not_cross() {
+        let config = refresh_config();
+        let store = MemoryStore::with_user_objects();
+        let refresh = format!("Bearer {}", refresh_token("r1", "s1"));
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &request("GET", "/home", Some(&refresh))
+            )),
+            (401, "type_invalid".into())
+        );
+        let access = format!("Bearer {}", alice());
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &request("GET", "/auth/refresh", Some(&access))
+            )),
+            (401, "type_invalid".into())
+        );
+        // The refresh route is matched like the other gateway routes.
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &request("GET", "/Auth//Refresh/", Some(&access))
+            )),
+            (401, "type_invalid".into())
+        );
+    }
+
+    #[test]
+    fn a_post_without_the_cookie_asks_for_its_body_and_the_body_names_the_token() {
+        let config = refresh_config();
+        let store = MemoryStore::with_user_objects();
+        let req = request("POST", "/auth/refresh", None);
+        assert!(matches!(
+            decide(&config, &store, &req),
+            Decision::ReadRefreshBody
+        ));
+        let keyring = Keyring::default();
+        let verification = Verification::offline(&keyring);
+        let gateway = Gateway {
+            config: &config,
+            verification: &verification,
+            store: &store,
+        };
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            refresh_token("r1", "s1")
+        );
+        let form = Some("application/x-www-form-urlencoded");
+        let verified =
+            block_on(gateway.refresh_with_body(&req, form, body.as_bytes(), NOW)).unwrap();
+        assert_eq!(verified.identity.token_id, "r1");
+        let missing = block_on(gateway.refresh_with_body(&req, form, b"grant_type=x", NOW));
+        assert_eq!(missing.unwrap_err().error, GateError::TokenMissing);
+        // The objects are down: fail closed, nothing forwarded.
+        store.objects_down.set(true);
+        let body = format!("refresh_token={}", refresh_token("r2", "s1"));
+        let down = block_on(gateway.refresh_with_body(&req, form, body.as_bytes(), NOW));
+        assert_eq!(down.unwrap_err().error, GateError::RevocationUnavailable);
+    }
+
+    #[test]
+    fn a_revoked_session_ends_its_refresh_tokens() {
+        let config = refresh_config();
+        let store = MemoryStore::with_user_objects();
+        let logout = format!(
+            "Bearer {}",
+            token(
+                json!({"sub": "alice", "jti": "a1", "sid": "s1", "iat": NOW - 5.0, "exp": NOW + 60.0})
+            )
+        );
+        let (status, _) = refusal(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&logout)),
+        ));
+        assert_eq!(status, 200);
+        // KV would say so too; the object alone is enough.
+        store.entries.borrow_mut().clear();
+        assert_eq!(
+            refusal(decide(
+                &config,
+                &store,
+                &with_cookie(
+                    "/auth/refresh",
+                    &format!("rt={}", refresh_token("r1", "s1"))
+                )
+            )),
+            (401, "token_revoked".into())
         );
     }
 }

@@ -17,6 +17,7 @@ pub mod headers;
 pub mod keyring;
 pub mod keys;
 pub mod origin_revoke;
+pub mod refresh;
 pub mod revocation;
 pub mod routes;
 pub mod token;

@@ -48,9 +48,45 @@ pub trait RevocationStore {
     /// is tried again: KV takes one write per second per key, so an
     /// immediate retry of the same key is likely to fail the same way.
     async fn pause(&self, millis: u32);
+
+    /// Whether per-user Durable Objects (`SESSIONS`) are bound. When they
+    /// are, every revocation naming a user is written to that user's
+    /// object too, before it is acknowledged.
+    fn has_user_objects(&self) -> bool {
+        false
+    }
+    /// Reads `keys` from `user`'s object, strongly consistent; as
+    /// [`RevocationStore::get_many`] otherwise.
+    async fn user_get_many(
+        &self,
+        _user: &str,
+        _keys: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        Err(StoreError("no per-user objects are bound".into()))
+    }
+    /// Writes one entry into `user`'s object.
+    async fn user_put(
+        &self,
+        _user: &str,
+        _key: &str,
+        _value: &str,
+        _expires_at: Option<u64>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError("no per-user objects are bound".into()))
+    }
+    /// Spends a refresh token in `user`'s object, atomically: the object
+    /// runs [`crate::refresh::plan`] on what it holds and answers its
+    /// outcome.
+    async fn user_spend(
+        &self,
+        _user: &str,
+        _request: &crate::refresh::SpendRequest,
+    ) -> Result<crate::refresh::SpendOutcome, StoreError> {
+        Err(StoreError("no per-user objects are bound".into()))
+    }
 }
 
-fn bounded(prefix: &str, id: &str) -> String {
+pub(crate) fn bounded(prefix: &str, id: &str) -> String {
     if id.len() <= MAX_RAW_ID_BYTES {
         format!("{prefix}{id}")
     } else {
@@ -90,6 +126,8 @@ pub enum RevokedBy {
     Backchannel,
     /// The origin, with `Tokengate-Revoke`.
     Origin,
+    /// A spent refresh token was presented again ([`crate::refresh`]).
+    RefreshReuse,
 }
 
 /// The value of a revoked-ID entry and of a revoked-session entry:
@@ -209,6 +247,68 @@ async fn read_all(
     Ok(values)
 }
 
+/// The keys that hold what is known about one token: its ID, its user
+/// (with `sub`) and its session (with `sid`), 1 to 3 keys.
+#[derive(Debug, Clone)]
+pub struct LookupKeys {
+    pub keys: Vec<String>,
+    user_at: Option<usize>,
+    session_at: Option<usize>,
+}
+
+impl LookupKeys {
+    pub fn new(token_id: &str, sub: Option<&str>, sid: Option<&str>) -> LookupKeys {
+        let mut keys = vec![token_key(token_id)];
+        let user_at = sub.map(|sub| {
+            keys.push(user_key(sub));
+            keys.len() - 1
+        });
+        let session_at = sid.map(|sid| {
+            keys.push(session_key(sid));
+            keys.len() - 1
+        });
+        LookupKeys {
+            keys,
+            user_at,
+            session_at,
+        }
+    }
+
+    fn of(token_id: &str, claims: &Claims) -> LookupKeys {
+        LookupKeys::new(token_id, claims.sub.as_deref(), claims.session())
+    }
+
+    /// What `values` (read for [`LookupKeys::keys`], in order) say about a
+    /// token issued at `iat`. An unreadable cut-off fails closed.
+    pub fn interpret(
+        &self,
+        mut values: Vec<Option<String>>,
+        iat: Option<NumericDate>,
+    ) -> Result<Lookup, GateError> {
+        if values.len() != self.keys.len() {
+            return Err(GateError::RevocationUnavailable);
+        }
+        let mut take = |at: Option<usize>| at.and_then(|i| values[i].take());
+        // Whatever the entry says, its presence revokes the token.
+        let token = take(Some(0)).map(|entry| {
+            serde_json::from_str::<TokenEntry>(&entry).map_or(RevokedBy::Admin, |e| e.by)
+        });
+        let session = take(self.session_at).is_some();
+        let cut_off = match take(self.user_at) {
+            Some(value) => {
+                Some(parse_cut_off(&value).map_err(|_| GateError::RevocationUnavailable)?)
+            }
+            None => None,
+        };
+        Ok(Lookup {
+            token,
+            session,
+            cut_off,
+            iat,
+        })
+    }
+}
+
 /// Everything the store holds about a token, in one round trip: its ID,
 /// its user (with `sub`) and its session (with `sid`), 1 to 3 keys.
 pub async fn lookup(
@@ -216,31 +316,25 @@ pub async fn lookup(
     token_id: &str,
     claims: &Claims,
 ) -> Result<Lookup, GateError> {
-    let mut keys = vec![token_key(token_id)];
-    let user_at = claims.sub.as_ref().map(|sub| {
-        keys.push(user_key(sub));
-        keys.len() - 1
-    });
-    let session_at = claims.session().map(|sid| {
-        keys.push(session_key(sid));
-        keys.len() - 1
-    });
-    let mut values = read_all(store, &keys).await?;
-    let mut take = |at: Option<usize>| at.and_then(|i| values[i].take());
-    // Whatever the entry says, its presence revokes the token.
-    let token = take(Some(0))
-        .map(|entry| serde_json::from_str::<TokenEntry>(&entry).map_or(RevokedBy::Admin, |e| e.by));
-    let session = take(session_at).is_some();
-    let cut_off = match take(user_at) {
-        Some(value) => Some(parse_cut_off(&value).map_err(|_| GateError::RevocationUnavailable)?),
-        None => None,
-    };
-    Ok(Lookup {
-        token,
-        session,
-        cut_off,
-        iat: claims.iat,
-    })
+    let keys = LookupKeys::of(token_id, claims);
+    let values = read_all(store, &keys.keys).await?;
+    keys.interpret(values, claims.iat)
+}
+
+/// [`check`] against `user`'s Durable Object rather than KV: what a strict
+/// path asks. The object sees every acknowledged revocation at once.
+pub async fn check_strict(
+    store: &impl RevocationStore,
+    user: &str,
+    token_id: &str,
+    claims: &Claims,
+) -> Result<Status, GateError> {
+    let keys = LookupKeys::of(token_id, claims);
+    let values = store
+        .user_get_many(user, &keys.keys)
+        .await
+        .map_err(|_| GateError::RevocationUnavailable)?;
+    Ok(keys.interpret(values, claims.iat)?.status())
 }
 
 /// The per-request check: one round trip for the token ID, the user and
@@ -263,27 +357,53 @@ pub const RETRY_PAUSES_MS: [u32; 2] = [1100, 2200];
 /// How many times a write is tried before the failure is reported.
 pub const WRITE_ATTEMPTS: usize = RETRY_PAUSES_MS.len() + 1;
 
+/// Writes one entry to KV and, when per-user objects are bound and the
+/// entry concerns `user`, to that user's object; retried as a whole. Only
+/// when both took it is the write done: a revocation in KV but not in the
+/// object would not be seen at once on strict paths, so it is a failure.
 async fn put_with_retry(
     store: &impl RevocationStore,
+    user: Option<&str>,
     key: &str,
     value: &str,
     expires_at: Option<u64>,
 ) -> Result<(), GateError> {
+    let object = user.filter(|_| store.has_user_objects());
     // The store logs each failure itself; the caller only needs the outcome.
     for attempt in 0..WRITE_ATTEMPTS {
         if let Some(millis) = attempt.checked_sub(1).map(|i| RETRY_PAUSES_MS[i]) {
             store.pause(millis).await;
         }
-        if store.put(key, value, expires_at).await.is_ok() {
-            return Ok(());
+        if store.put(key, value, expires_at).await.is_err() {
+            continue;
+        }
+        match object {
+            None => return Ok(()),
+            Some(user) => {
+                if store.user_put(user, key, value, expires_at).await.is_ok() {
+                    return Ok(());
+                }
+            }
         }
     }
     Err(GateError::RevocationUnavailable)
 }
 
+/// Writes to KV only (an entry the user's object already holds).
+pub async fn put_in_kv(
+    store: &impl RevocationStore,
+    key: &str,
+    value: &str,
+    expires_at: Option<u64>,
+) -> Result<(), GateError> {
+    put_with_retry(store, None, key, value, expires_at).await
+}
+
 /// Revokes one token until it would have expired anyway. Idempotent.
+/// `user`: the token's `sub`, whose object must see it too.
 pub async fn revoke_token(
     store: &impl RevocationStore,
+    user: Option<&str>,
     token_id: &str,
     exp: Option<NumericDate>,
     leeway_seconds: u64,
@@ -296,7 +416,7 @@ pub async fn revoke_token(
         by,
     })
     .map_err(|_| GateError::RevocationUnavailable)?;
-    put_with_retry(store, &token_key(token_id), &entry, Some(expires_at)).await?;
+    put_with_retry(store, user, &token_key(token_id), &entry, Some(expires_at)).await?;
     Ok(expires_at)
 }
 
@@ -328,11 +448,8 @@ pub async fn cut_off_user_at(
     leeway_seconds: u64,
 ) -> Result<NumericDate, GateError> {
     let value = format_cut_off(cut_off);
-    let expires_at = max_token_age.map(|age| {
-        let ttl = age.saturating_add(leeway_seconds).max(KV_MIN_TTL_SECONDS);
-        (now.max(0.0).ceil() as u64).saturating_add(ttl)
-    });
-    put_with_retry(store, &user_key(sub), &value, expires_at).await?;
+    let expires_at = cut_off_expiry(now, max_token_age, leeway_seconds);
+    put_with_retry(store, Some(sub), &user_key(sub), &value, expires_at).await?;
     Ok(parse_cut_off(&value).unwrap_or(cut_off))
 }
 
@@ -348,6 +465,25 @@ pub fn session_entry_expiry(now: NumericDate, lifetime_seconds: u64, leeway_seco
     (now.max(0.0).ceil() as u64).saturating_add(ttl)
 }
 
+/// The value of a revoked-session entry written at `now`.
+pub fn session_entry(by: RevokedBy, now: NumericDate) -> String {
+    let entry = TokenEntry {
+        at: now.max(0.0).floor() as u64,
+        by,
+    };
+    serde_json::to_string(&entry).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// When a user cut-off written at `now` expires (`None`: never): after the
+/// maximum token age plus leeway, when every token it could revoke is
+/// refused by its age anyway.
+pub fn cut_off_expiry(now: NumericDate, max_token_age: Option<u64>, leeway: u64) -> Option<u64> {
+    max_token_age.map(|age| {
+        let ttl = age.saturating_add(leeway).max(KV_MIN_TTL_SECONDS);
+        (now.max(0.0).ceil() as u64).saturating_add(ttl)
+    })
+}
+
 /// Revokes the session `sid`: every token carrying it, whatever its `iat`.
 /// Writes `v1:sid:<sid>` = `{"at":<unix seconds>,"by":"<by>"}` (the same
 /// shape as a revoked-ID entry; informational, its presence is what
@@ -355,6 +491,7 @@ pub fn session_entry_expiry(now: NumericDate, lifetime_seconds: u64, leeway_seco
 /// expiry.
 pub async fn revoke_session(
     store: &impl RevocationStore,
+    user: Option<&str>,
     sid: &str,
     by: RevokedBy,
     now: NumericDate,
@@ -362,12 +499,8 @@ pub async fn revoke_session(
     leeway_seconds: u64,
 ) -> Result<u64, GateError> {
     let expires_at = session_entry_expiry(now, lifetime_seconds, leeway_seconds);
-    let entry = serde_json::to_string(&TokenEntry {
-        at: now.max(0.0).floor() as u64,
-        by,
-    })
-    .map_err(|_| GateError::RevocationUnavailable)?;
-    put_with_retry(store, &session_key(sid), &entry, Some(expires_at)).await?;
+    let entry = session_entry(by, now);
+    put_with_retry(store, user, &session_key(sid), &entry, Some(expires_at)).await?;
     Ok(expires_at)
 }
 
@@ -392,6 +525,37 @@ pub struct MemoryStore {
     pub failing_writes: std::cell::Cell<usize>,
     /// Every [`RevocationStore::pause`] asked for, in milliseconds, in order.
     pub pauses: std::cell::RefCell<Vec<u32>>,
+    /// Per-user objects, by user, when "bound" ([`MemoryStore::with_user_objects`]).
+    pub objects: std::cell::RefCell<Option<std::collections::HashMap<String, MemoryObject>>>,
+    /// The objects cannot be reached.
+    pub objects_down: std::cell::Cell<bool>,
+    /// The objects' clock (Unix seconds).
+    pub object_now: std::cell::Cell<f64>,
+}
+
+/// One user's object in a [`MemoryStore`]: its entries (without expiry).
+pub type MemoryObject = std::collections::HashMap<String, String>;
+
+impl MemoryStore {
+    /// A store with per-user objects bound, as with `SESSIONS`.
+    pub fn with_user_objects() -> MemoryStore {
+        let store = MemoryStore::default();
+        store.objects.replace(Some(Default::default()));
+        store
+    }
+
+    /// `user`'s object entry at `key`.
+    pub fn object_entry(&self, user: &str, key: &str) -> Option<String> {
+        let objects = self.objects.borrow();
+        objects.as_ref()?.get(user)?.get(key).cloned()
+    }
+
+    fn object_down(&self) -> Result<(), StoreError> {
+        match self.objects_down.get() || self.objects.borrow().is_none() {
+            true => Err(StoreError("injected object failure".into())),
+            false => Ok(()),
+        }
+    }
 }
 
 impl RevocationStore for MemoryStore {
@@ -421,6 +585,53 @@ impl RevocationStore for MemoryStore {
 
     async fn pause(&self, millis: u32) {
         self.pauses.borrow_mut().push(millis);
+    }
+
+    fn has_user_objects(&self) -> bool {
+        self.objects.borrow().is_some()
+    }
+
+    async fn user_get_many(
+        &self,
+        user: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        self.object_down()?;
+        Ok(keys.iter().map(|k| self.object_entry(user, k)).collect())
+    }
+
+    async fn user_put(
+        &self,
+        user: &str,
+        key: &str,
+        value: &str,
+        _expires_at: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.object_down()?;
+        let mut objects = self.objects.borrow_mut();
+        let object = objects
+            .as_mut()
+            .map(|o| o.entry(user.to_owned()).or_default());
+        object.map(|o| o.insert(key.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    async fn user_spend(
+        &self,
+        user: &str,
+        request: &crate::refresh::SpendRequest,
+    ) -> Result<crate::refresh::SpendOutcome, StoreError> {
+        let values = self.user_get_many(user, &request.keys()).await?;
+        // The object's clock: the memory store's objects use the request's
+        // own instant, which tests set.
+        let now = self.object_now.get();
+        let plan =
+            crate::refresh::plan(request, values, now).map_err(|e| StoreError(e.to_string()))?;
+        for write in plan.writes {
+            self.user_put(user, &write.key, &write.value, write.expires_at)
+                .await?;
+        }
+        Ok(plan.outcome)
     }
 }
 
@@ -504,6 +715,7 @@ pub(crate) mod tests {
 
         block_on(revoke_token(
             &store,
+            None,
             "t1",
             Some(NOW + 3600.0),
             0,
@@ -620,6 +832,7 @@ pub(crate) mod tests {
         assert_eq!(
             block_on(revoke_token(
                 &store,
+                None,
                 "t",
                 Some(NOW),
                 0,
@@ -638,6 +851,7 @@ pub(crate) mod tests {
         let revoke = |store: &MemoryStore| {
             block_on(revoke_token(
                 store,
+                None,
                 "t",
                 Some(NOW + 60.0),
                 0,
@@ -732,6 +946,7 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         let expires = block_on(revoke_session(
             &store,
+            None,
             "s-1",
             RevokedBy::Logout,
             NOW,
@@ -768,6 +983,7 @@ pub(crate) mod tests {
         // The token's own entry names its own reason first.
         block_on(revoke_token(
             &store,
+            None,
             "a",
             Some(NOW + 60.0),
             0,

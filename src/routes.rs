@@ -18,6 +18,13 @@ impl PathPattern {
         })
     }
 
+    fn to_ascii_lowercase(&self) -> PathPattern {
+        match self {
+            PathPattern::Exact(p) => PathPattern::Exact(p.to_ascii_lowercase()),
+            PathPattern::Prefix(p) => PathPattern::Prefix(p.to_ascii_lowercase()),
+        }
+    }
+
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathPattern::Exact(p) => p == path,
@@ -40,6 +47,10 @@ pub enum Route {
     /// `BACKCHANNEL_LOGOUT_PATH`, when configured: the identity provider's
     /// OpenID Connect back-channel logout requests.
     BackchannelLogout,
+    /// `REFRESH_PATH`, when configured: the origin's refresh route, where
+    /// a refresh token is spent in the user's Durable Object before the
+    /// request is forwarded ([`crate::refresh`]).
+    Refresh,
     /// Everything else: verified, checked for revocation, forwarded.
     Protected,
 }
@@ -116,6 +127,34 @@ pub fn route_with_backchannel(
         }
         _ => Route::Protected,
     }
+}
+
+/// Does `path` reach the gateway route `loose_route` (in loose form) under
+/// either reading an origin may give it? As the fixed routes are matched.
+pub fn reaches(path: &str, loose_route: &str) -> bool {
+    [Slashes::MergeFirst, Slashes::Keep]
+        .into_iter()
+        .any(|slashes| same_route(&loose_form(path, slashes), loose_route))
+}
+
+/// Is `path` under one of `STRICT_PATHS`? Unlike a public path, a strict
+/// one is matched generously: as sent, or as an origin might decode and
+/// resolve it (`/account%2fkeys`, `/x/../account/keys`), since a miss
+/// would skip a check rather than add one.
+pub fn is_strict(path: &str, strict_paths: &[PathPattern]) -> bool {
+    if strict_paths.is_empty() {
+        return false;
+    }
+    // The loose readings are in lower case, so they are compared with the
+    // pattern in lower case too.
+    let loose = [
+        loose_form(path, Slashes::MergeFirst),
+        loose_form(path, Slashes::Keep),
+    ];
+    strict_paths.iter().any(|pattern| {
+        let lower = pattern.to_ascii_lowercase();
+        pattern.matches(path) || loose.iter().any(|reading| lower.matches(reading))
+    })
 }
 
 /// Could an origin read this path as a different one than its plain text

@@ -65,7 +65,19 @@ pub async fn verify_token_for_log(
     verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
     now: NumericDate,
 ) -> Result<Verified, Refusal> {
-    let signed = verify_signature(raw, config, verification, now).await?;
+    verify_token_as(raw, TokenKind::Access, config, verification, now).await
+}
+
+/// [`verify_token_for_log`] for a token presented as `kind` (an access
+/// token, or a refresh token on `REFRESH_PATH`): only the `typ` rule differs.
+pub async fn verify_token_as(
+    raw: &str,
+    kind: TokenKind,
+    config: &Config,
+    verification: &Verification<'_, impl JwksFetcher, impl SignatureVerifier>,
+    now: NumericDate,
+) -> Result<Verified, Refusal> {
+    let signed = verify_signature_as(raw, kind, config, verification, now).await?;
     let identity = Identity {
         subject: signed.claims.sub.clone(),
         issuer: signed.claims.iss.clone(),
@@ -86,6 +98,8 @@ pub async fn verify_token_for_log(
 pub enum TokenKind {
     Access,
     Logout,
+    /// A refresh token, on `REFRESH_PATH` only.
+    Refresh,
 }
 
 /// The `typ` of an OpenID Connect logout token (Back-Channel Logout 1.0, 2.4).
@@ -200,14 +214,24 @@ pub async fn verify_signature_as<'t, 'c>(
 ///   recommends), or `JWT` (RFC 7519's generic type, which identity
 ///   providers put on every token they sign), but never the access tokens'
 ///   `JWT_TYP` (say `at+jwt`): an access token is no logout token.
+/// - With `REFRESH_TYP`, a token of that type is a refresh token: refused
+///   as an access token, and the only kind accepted on `REFRESH_PATH`.
+///   Without it, the refresh route takes what an access token may be.
 ///
 /// Types are compared as media types: case-insensitively, `application/`
 /// optional (RFC 7515 4.1.9).
 pub fn typ_accepted(typ: Option<&str>, kind: TokenKind, config: &Config) -> bool {
     let is = |expected: &str| typ.is_some_and(|typ| same_media_type(typ, expected));
     let access_typ = config.required_typ.as_deref();
+    let refresh_typ = config.refresh.as_ref().and_then(|r| r.typ.as_deref());
+    let access = !is(LOGOUT_TYP) && access_typ.is_none_or(is);
     match kind {
-        TokenKind::Access => !is(LOGOUT_TYP) && access_typ.is_none_or(is),
+        // Refresh tokens and access tokens do not cross (`REFRESH_TYP`).
+        TokenKind::Access => access && !refresh_typ.is_some_and(is),
+        TokenKind::Refresh => match refresh_typ {
+            Some(refresh_typ) => is(refresh_typ),
+            None => access,
+        },
         TokenKind::Logout => {
             typ.is_none() || is(LOGOUT_TYP) || (is("JWT") && !access_typ.is_some_and(is))
         }

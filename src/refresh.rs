@@ -1,0 +1,482 @@
+//! Refresh-token rotation with reuse detection (RFC 9700 section 4.14,
+//! OAuth 2.1): every refresh spends its token, and a spent token presented
+//! again was stolen or replayed, so its whole family is revoked.
+//!
+//! Spending must be atomic worldwide, which KV cannot give (two locations
+//! can both read "unspent"). It happens in the user's Durable Object
+//! (binding `SESSIONS`, one object per `sub`), which runs [`plan`] on what
+//! it holds and stores the writes it returns, with no other request in
+//! between. The object also holds every revocation naming its user (the
+//! same entries as KV, [`crate::revocation`]), so a spend sees a logout
+//! acknowledged a moment ago anywhere in the world.
+//!
+//! Object entries (besides the revocation entries):
+//! - `v1:spent:<token id>` = `{"family":"<family>","at":<when>}`: a spent
+//!   refresh token, until it expires (`exp` + leeway).
+//! - `v1:latest:<family>` = `{"token_id":"<id>","at":<when>}`: the most
+//!   recently spent token of a family (`sid:<sid>`, or `user` for tokens
+//!   without `sid`), for the grace window; it expires with that token.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backchannel::form_decode;
+use crate::clock::NumericDate;
+use crate::config::Config;
+use crate::error::GateError;
+use crate::revocation::{
+    bounded, cut_off_expiry, format_cut_off, session_entry, session_entry_expiry, session_key,
+    user_key, LookupKeys, RevokedBy, Status, MAX_ENTRY_SECONDS,
+};
+use crate::verify::Verified;
+
+/// A refresh request's body is read (to find the token) up to this size.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const KEY_PREFIX_SPENT: &str = "v1:spent:";
+pub const KEY_PREFIX_LATEST: &str = "v1:latest:";
+
+/// One entry to write, in the object and (for a reuse) in KV.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    /// Unix seconds; `None`: kept until overwritten.
+    pub expires_at: Option<u64>,
+}
+
+/// What the gateway asks the user's object to do with a verified refresh
+/// token. Carries everything [`plan`] needs, so the object knows no
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendRequest {
+    pub token_id: String,
+    pub sub: String,
+    pub sid: Option<String>,
+    pub iat: Option<NumericDate>,
+    /// When the spent marker may go: the token's `exp` plus leeway.
+    pub expires_at: u64,
+    pub grace_seconds: u64,
+    /// The entry that revokes the token's family, written on reuse.
+    pub on_reuse: Entry,
+}
+
+/// The object's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SpendOutcome {
+    /// Presented for the first time: now spent. Forward.
+    Spent,
+    /// The latest spent token of its family again, within the grace
+    /// window (a client retrying after a lost response). Forward.
+    Retried,
+    /// A spent token again: its family is now revoked in the object; the
+    /// gateway writes the same entry to KV and refuses.
+    Reused,
+    /// Revoked already (the token, its session or its user).
+    Revoked { by: RevokedBy },
+}
+
+/// What the object must store, and answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub outcome: SpendOutcome,
+    pub writes: Vec<Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Spent<'a> {
+    family: &'a str,
+    at: NumericDate,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Latest {
+    token_id: String,
+    at: NumericDate,
+}
+
+impl SpendRequest {
+    /// The request for a verified refresh token, which must carry `jti`
+    /// and `sub`: without them it cannot be spent, nor its family found.
+    pub fn new(
+        verified: &Verified,
+        config: &Config,
+        grace_seconds: u64,
+        now: NumericDate,
+    ) -> Result<SpendRequest, GateError> {
+        let claims = &verified.claims;
+        let present = |claim: &Option<String>| claim.as_deref().is_some_and(|v| !v.is_empty());
+        let (true, true, Some(sub)) = (present(&claims.sub), present(&claims.jti), &claims.sub)
+        else {
+            return Err(GateError::ClaimsMissing(
+                "a refresh token must carry jti and sub",
+            ));
+        };
+        let leeway = config.leeway_seconds;
+        let sid = claims.session().map(str::to_owned);
+        let on_reuse = match &sid {
+            Some(sid) => Entry {
+                key: session_key(sid),
+                value: session_entry(RevokedBy::RefreshReuse, now),
+                expires_at: Some(session_entry_expiry(
+                    now,
+                    config.session_lifetime_seconds,
+                    leeway,
+                )),
+            },
+            None => Entry {
+                key: user_key(sub),
+                value: format_cut_off(now),
+                expires_at: cut_off_expiry(now, config.max_token_age_seconds, leeway),
+            },
+        };
+        // Unlike a KV entry, an object entry may be short-lived: it goes
+        // when the token could no longer be presented anyway.
+        let now_s = now.max(0.0).ceil() as u64;
+        let expires_at = claims
+            .exp
+            .map_or(now_s, |exp| {
+                (exp.max(0.0).ceil() as u64).saturating_add(leeway)
+            })
+            .clamp(now_s, now_s.saturating_add(MAX_ENTRY_SECONDS));
+        Ok(SpendRequest {
+            token_id: verified.identity.token_id.clone(),
+            sub: sub.clone(),
+            sid,
+            iat: claims.iat,
+            expires_at,
+            grace_seconds,
+            on_reuse,
+        })
+    }
+
+    fn family(&self) -> String {
+        match &self.sid {
+            Some(sid) => format!("sid:{sid}"),
+            None => "user".to_owned(),
+        }
+    }
+
+    fn lookup_keys(&self) -> LookupKeys {
+        LookupKeys::new(&self.token_id, Some(&self.sub), self.sid.as_deref())
+    }
+
+    /// The keys [`plan`] needs, in the order it expects their values.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = vec![
+            bounded(KEY_PREFIX_SPENT, &self.token_id),
+            bounded(KEY_PREFIX_LATEST, &self.family()),
+        ];
+        keys.extend(self.lookup_keys().keys);
+        keys
+    }
+}
+
+/// The decision, run inside the user's object on the values it holds for
+/// [`SpendRequest::keys`], at the object's `now`. Revoked first; then
+/// unspent (spend it), the latest within the grace window (let it
+/// through again), or reused (revoke the family). A grace window of 0
+/// lets nothing through twice, not even within the same millisecond.
+pub fn plan(
+    request: &SpendRequest,
+    mut values: Vec<Option<String>>,
+    now: NumericDate,
+) -> Result<Plan, GateError> {
+    if values.len() != request.keys().len() {
+        return Err(GateError::RevocationUnavailable);
+    }
+    let rest = values.split_off(2);
+    let (spent, latest) = (values[0].take(), values[1].take());
+    if let Status::Revoked(by) = request.lookup_keys().interpret(rest, request.iat)?.status() {
+        return Ok(Plan {
+            outcome: SpendOutcome::Revoked { by },
+            writes: Vec::new(),
+        });
+    }
+    let [spent_key, latest_key, ..] = &request.keys()[..] else {
+        return Err(GateError::RevocationUnavailable);
+    };
+    if spent.is_none() {
+        let family = request.family();
+        let entry = |key: &str, value: String| Entry {
+            key: key.to_owned(),
+            value,
+            expires_at: Some(request.expires_at),
+        };
+        let spent = serde_json::to_string(&Spent {
+            family: &family,
+            at: now,
+        });
+        let latest = serde_json::to_string(&Latest {
+            token_id: request.token_id.clone(),
+            at: now,
+        });
+        let (Ok(spent), Ok(latest)) = (spent, latest) else {
+            return Err(GateError::RevocationUnavailable);
+        };
+        return Ok(Plan {
+            outcome: SpendOutcome::Spent,
+            writes: vec![entry(spent_key, spent), entry(latest_key, latest)],
+        });
+    }
+    // An unreadable latest marker counts as someone else's: fail safe.
+    let latest = latest.and_then(|value| serde_json::from_str::<Latest>(&value).ok());
+    let within_grace = latest.is_some_and(|latest| {
+        latest.token_id == request.token_id
+            && request.grace_seconds > 0
+            && now - latest.at <= request.grace_seconds as f64
+    });
+    Ok(if within_grace {
+        Plan {
+            outcome: SpendOutcome::Retried,
+            writes: Vec::new(),
+        }
+    } else {
+        Plan {
+            outcome: SpendOutcome::Reused,
+            writes: vec![request.on_reuse.clone()],
+        }
+    })
+}
+
+/// The refresh token in `REFRESH_COOKIE`, if that is set and sent. Two
+/// different values are refused, as for the access token.
+pub fn from_cookie<'a>(
+    cookie_header: Option<&'a str>,
+    cookie_name: Option<&'a str>,
+) -> Result<Option<&'a str>, GateError> {
+    match cookie_name {
+        Some(_) => crate::token::extract(None, cookie_header, cookie_name),
+        None => Ok(None),
+    }
+}
+
+/// The `refresh_token` form field or JSON member of a request body, if
+/// there is one; by `Content-Type`. `Err` when the body is larger than
+/// [`MAX_BODY_BYTES`] or names two different tokens.
+pub fn from_body(content_type: Option<&str>, body: &[u8]) -> Result<Option<String>, GateError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(GateError::InvalidRequest);
+    }
+    let media_type = content_type
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    match media_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => form_field(body),
+        Some(json) if json == "application/json" || json.ends_with("+json") => json_member(body),
+        _ => Ok(None),
+    }
+}
+
+fn form_field(body: &[u8]) -> Result<Option<String>, GateError> {
+    let mut found: Option<String> = None;
+    for pair in body.split(|&b| b == b'&') {
+        let at = pair.iter().position(|&b| b == b'=').unwrap_or(pair.len());
+        if form_decode(&pair[..at]).as_deref() != Some("refresh_token") {
+            continue;
+        }
+        let value =
+            form_decode(pair.get(at + 1..).unwrap_or_default()).ok_or(GateError::TokenMalformed)?;
+        match &found {
+            Some(seen) if *seen != value => return Err(GateError::TokenAmbiguous),
+            _ => found = Some(value),
+        }
+    }
+    Ok(found.filter(|token| !token.is_empty()))
+}
+
+/// A JSON object's `refresh_token` string member. Two of them are refused:
+/// an origin reading the first would see another token than the one we
+/// verified. A body that is not such an object names no token here.
+fn json_member(body: &[u8]) -> Result<Option<String>, GateError> {
+    #[derive(Deserialize)]
+    struct Body {
+        refresh_token: Option<String>,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(parsed) => Ok(parsed.refresh_token.filter(|token| !token.is_empty())),
+        Err(e) if e.to_string().starts_with("duplicate field") => Err(GateError::TokenAmbiguous),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{config_with, TEST_SECRET};
+    use crate::token::Claims;
+    use crate::verify::Identity;
+
+    const NOW: f64 = 1_700_000_000.0;
+
+    fn refresh_token(id: &str, sid: Option<&str>) -> Verified {
+        Verified {
+            identity: Identity {
+                subject: Some("alice".into()),
+                issuer: None,
+                token_id: id.into(),
+                claims_b64: String::new(),
+            },
+            claims: Claims {
+                sub: Some("alice".into()),
+                jti: Some(id.into()),
+                sid: sid.map(str::to_owned),
+                iat: Some(NOW - 10.0),
+                exp: Some(NOW + 3600.0),
+                ..Claims::default()
+            },
+        }
+    }
+
+    fn request(id: &str, sid: Option<&str>, grace: u64) -> SpendRequest {
+        let config = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
+        SpendRequest::new(&refresh_token(id, sid), &config, grace, NOW).unwrap()
+    }
+
+    /// A user's object: applies each plan's writes, as the Durable Object does.
+    #[derive(Default)]
+    struct Object(std::collections::HashMap<String, String>);
+
+    impl Object {
+        fn spend(&mut self, request: &SpendRequest, now: f64) -> SpendOutcome {
+            let values = request
+                .keys()
+                .iter()
+                .map(|k| self.0.get(k).cloned())
+                .collect();
+            let plan = plan(request, values, now).unwrap();
+            for write in plan.writes {
+                self.0.insert(write.key, write.value);
+            }
+            plan.outcome
+        }
+    }
+
+    #[test]
+    fn a_token_is_spent_once_and_its_reuse_revokes_its_session() {
+        let mut object = Object::default();
+        let first = request("r1", Some("s1"), 0);
+        assert_eq!(object.spend(&first, NOW), SpendOutcome::Spent);
+        assert_eq!(
+            object.spend(&request("r2", Some("s1"), 0), NOW + 1.0),
+            SpendOutcome::Spent
+        );
+        // Same millisecond, no grace: a replay all the same.
+        assert_eq!(object.spend(&first, NOW + 1.0), SpendOutcome::Reused);
+        assert!(object.0.contains_key("v1:sid:s1"));
+        // The whole family is gone, the newest token included.
+        assert_eq!(
+            object.spend(&request("r3", Some("s1"), 0), NOW + 2.0),
+            SpendOutcome::Revoked {
+                by: RevokedBy::Session
+            }
+        );
+        // Another session of the same user lives on.
+        assert_eq!(
+            object.spend(&request("q1", Some("s2"), 0), NOW + 2.0),
+            SpendOutcome::Spent
+        );
+    }
+
+    #[test]
+    fn without_sid_reuse_cuts_off_the_whole_user() {
+        let mut object = Object::default();
+        let old = request("r1", None, 0);
+        object.spend(&old, NOW);
+        assert_eq!(object.spend(&old, NOW + 5.0), SpendOutcome::Reused);
+        assert_eq!(object.0["v1:sub:alice"], format_cut_off(NOW));
+        assert_eq!(
+            object.spend(&request("r9", Some("s9"), 0), NOW + 6.0),
+            SpendOutcome::Revoked {
+                by: RevokedBy::UserCutOff
+            }
+        );
+    }
+
+    #[test]
+    fn grace_covers_only_the_latest_token_and_only_for_its_window() {
+        let mut object = Object::default();
+        let (r1, r2) = (request("r1", Some("s"), 10), request("r2", Some("s"), 10));
+        object.spend(&r1, NOW);
+        assert_eq!(object.spend(&r1, NOW + 3.0), SpendOutcome::Retried);
+        object.spend(&r2, NOW + 4.0);
+        assert_eq!(object.spend(&r2, NOW + 14.0), SpendOutcome::Retried);
+        // r1 is no longer the latest: never again, however soon.
+        assert_eq!(object.spend(&r1, NOW + 5.0), SpendOutcome::Reused);
+
+        let mut object = Object::default();
+        object.spend(&r1, NOW);
+        assert_eq!(object.spend(&r1, NOW + 10.5), SpendOutcome::Reused);
+    }
+
+    #[test]
+    fn spent_markers_expire_with_the_token_plus_leeway() {
+        let config =
+            config_with(&[("JWT_SECRET", TEST_SECRET), ("JWT_LEEWAY_SECONDS", "5")]).unwrap();
+        let request = SpendRequest::new(&refresh_token("r", None), &config, 0, NOW).unwrap();
+        assert_eq!(request.expires_at, NOW as u64 + 3600 + 5);
+        let plan = plan(&request, vec![None; request.keys().len()], NOW).unwrap();
+        assert!(plan
+            .writes
+            .iter()
+            .all(|w| w.expires_at == Some(request.expires_at)));
+    }
+
+    #[test]
+    fn a_token_without_jti_or_sub_is_no_refresh_token() {
+        let config = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
+        for strip in [|c: &mut Claims| c.jti = None, |c: &mut Claims| c.sub = None] {
+            let mut token = refresh_token("r", None);
+            strip(&mut token.claims);
+            assert!(matches!(
+                SpendRequest::new(&token, &config, 0, NOW),
+                Err(GateError::ClaimsMissing(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_short_or_unreadable_answer_fails_closed() {
+        let request = request("r", None, 0);
+        assert_eq!(
+            plan(&request, vec![None], NOW),
+            Err(GateError::RevocationUnavailable)
+        );
+        let mut values = vec![None; request.keys().len()];
+        *values.last_mut().unwrap() = Some("not a number".into());
+        assert_eq!(
+            plan(&request, values, NOW),
+            Err(GateError::RevocationUnavailable)
+        );
+    }
+
+    #[test]
+    fn the_token_comes_from_a_form_field_or_a_json_member() {
+        let form = Some("application/x-www-form-urlencoded; charset=utf-8");
+        assert_eq!(
+            from_body(form, b"grant_type=refresh_token&refresh_token=a%2Eb.c"),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(
+            from_body(form, b"refresh_token=a&refresh_token=b"),
+            Err(GateError::TokenAmbiguous)
+        );
+        assert_eq!(
+            from_body(Some("application/json"), br#"{"refresh_token":"x.y.z"}"#),
+            Ok(Some("x.y.z".into()))
+        );
+        assert_eq!(from_body(Some("application/json"), b"[1]"), Ok(None));
+        assert_eq!(
+            from_body(
+                Some("application/json"),
+                br#"{"refresh_token":"a","refresh_token":"b"}"#
+            ),
+            Err(GateError::TokenAmbiguous)
+        );
+        assert_eq!(from_body(Some("text/plain"), b"refresh_token=a"), Ok(None));
+        assert_eq!(from_body(None, b""), Ok(None));
+        assert_eq!(
+            from_body(form, &vec![b'a'; MAX_BODY_BYTES + 1]),
+            Err(GateError::InvalidRequest)
+        );
+    }
+}
