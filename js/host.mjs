@@ -51,6 +51,42 @@ export function kvPut(namespace, key, value, expiration) {
   return within(KV_WRITE_TIMEOUT_MS, written, "KV put");
 }
 
+// ---- Per-user Durable Objects (SESSIONS; js/sessions.mjs) -------------------------
+
+/**
+ * An object that has not answered by then counts as unreachable: the
+ * request gets 503, never a forward. A round trip normally takes a few ms
+ * (the object lives near its last caller) to ~100 ms across the world.
+ */
+const OBJECT_TIMEOUT_MS = 3000;
+/** Writes get as long as KV writes do. */
+const OBJECT_WRITE_TIMEOUT_MS = 5000;
+
+function userObject(namespace, user) {
+  return namespace.get(namespace.idFromName(user));
+}
+
+/** One value (string or null) per key, strongly consistent. Fails closed on anything else. */
+export async function objectRead(namespace, user, keys) {
+  const values = await within(OBJECT_TIMEOUT_MS, userObject(namespace, user).read(keys), "Durable Object read");
+  const valid = Array.isArray(values) && values.length === keys.length
+    && values.every((value) => value === null || typeof value === "string");
+  if (!valid) throw new Error("Durable Object read answered something else than one value per key");
+  return values;
+}
+
+export function objectWrite(namespace, user, key, value, expiresAt) {
+  const written = userObject(namespace, user).write(key, value, expiresAt ?? null);
+  return within(OBJECT_WRITE_TIMEOUT_MS, written, "Durable Object write");
+}
+
+/** The object's outcome of a spend request, as JSON text. */
+export async function objectSpend(namespace, user, request) {
+  const outcome = await within(OBJECT_TIMEOUT_MS, userObject(namespace, user).spend(request), "Durable Object spend");
+  if (typeof outcome !== "string") throw new Error("Durable Object spend answered no outcome");
+  return outcome;
+}
+
 /** Resolves after `millis`: spacing KV write retries (one write per second per key). */
 export function pause(millis) {
   return new Promise((resolve) => setTimeout(resolve, millis));
@@ -126,7 +162,8 @@ const SPOOFED_IDENTITY = /^x[-_]auth[-_]/;
 const REVOKE_HEADER = "tokengate-revoke";
 
 /**
- * Sends the request on: same method, headers and streamed body, client
+ * Sends the request on: same method, headers and streamed body (or the
+ * `buffered` copy of a body the core had to read), client
  * `X-Auth-*` removed, the verified identity added (`identity` is a flat
  * [name, value, ...] list), redirects passed back rather than followed.
  * Resolves to [response, revoke]: `revoke` is the origin's
@@ -134,7 +171,7 @@ const REVOKE_HEADER = "tokengate-revoke";
  * header. Responses from fetch have immutable headers, so a copy (same
  * status, headers and streamed body) is made only when the header is there.
  */
-export async function forward(request, target, identity, withBody) {
+export async function forward(request, target, identity, withBody, buffered) {
   const headers = new Headers(request.headers);
   for (const name of request.headers.keys()) {
     if (SPOOFED_IDENTITY.test(name)) headers.delete(name);
@@ -143,7 +180,7 @@ export async function forward(request, target, identity, withBody) {
   const response = await fetch(target, {
     method: request.method,
     headers,
-    body: withBody ? request.body : null,
+    body: buffered ?? (withBody ? request.body : null),
     redirect: "manual",
   });
   const revoke = response.headers.get(REVOKE_HEADER);

@@ -4,6 +4,8 @@
 import wasmModule from "./index_bg.wasm";
 import { initSync, handle, __wbg_reset_state as resetWasm } from "./index.js";
 import { drive, redact } from "./snippets/host.mjs";
+// The per-user Durable Object class, exported for the SESSIONS binding.
+export { SessionObject } from "./sessions.mjs";
 
 // Instantiated once per isolate, at startup, from the module the runtime
 // already compiled.

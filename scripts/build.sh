@@ -67,8 +67,9 @@ fi
 #    so that the bundle holds one copy of it.
 host=$(cd "$stage" && find snippets -name host.mjs)
 sed "s#\"./snippets/host.mjs\"#\"./$host\"#" js/worker.mjs > "$stage/entry.mjs"
+cp js/sessions.mjs "$stage/sessions.mjs"
 node_modules/.bin/esbuild "$stage/entry.mjs" --bundle --format=esm --minify \
-  --external:./index_bg.wasm --outfile=build/index.js --log-level=warning
+  --external:./index_bg.wasm --external:cloudflare:workers --outfile=build/index.js --log-level=warning
 
 wasm=build/index_bg.wasm
 say "$wasm $(wc -c < "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip; build/index.js $(wc -c < build/index.js) bytes"

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::{GateError, Reply};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
-use crate::revocation::{self, RevocationStore, RevokedBy, Status};
+use crate::revocation::{self, RevocationStore, RevokedBy, Status, To};
 use crate::token;
 use crate::verify::{verify_signature, verify_token, Verification};
 
@@ -198,7 +198,7 @@ async fn revoke(
             let user = user_for_objects(store, sub.as_deref())?;
             let until = revocation::revoke_session(
                 store,
-                user,
+                To::Everywhere(user),
                 &sid,
                 RevokedBy::Admin,
                 now,
@@ -266,7 +266,7 @@ async fn revoke_id(
     now: NumericDate,
 ) -> Result<Reply, GateError> {
     let until =
-        revocation::revoke_token(store, user, id, exp, leeway, RevokedBy::Admin, now).await?;
+        revocation::revoke_token(store, To::Everywhere(user), id, exp, leeway, RevokedBy::Admin, now).await?;
     Ok(Reply::json(
         200,
         &Revoked {

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::error::{GateError, Reply};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
-use crate::revocation::{self, RevocationStore, RevokedBy};
+use crate::revocation::{self, RevocationStore, RevokedBy, To};
 use crate::verify::{verify_signature_as, TokenKind, Verification};
 
 /// Largest request body read, in bytes. A logout token is a few hundred.
@@ -248,11 +248,17 @@ pub async fn apply(
                 return Ok(Outcome::Replayed);
             }
             // With objects, KV's entry may be missing from the object (a
-            // write that failed half-way): write it again.
-            if values[1].is_none() || store.has_user_objects() {
+            // write that failed half-way): it goes there again.
+            let sub = token.sub.as_deref();
+            let to = match (values[1].is_some(), sub) {
+                (false, _) => Some(To::Everywhere(sub)),
+                (true, Some(sub)) if store.has_user_objects() => Some(To::ObjectOf(sub)),
+                (true, _) => None,
+            };
+            if let Some(to) = to {
                 revocation::revoke_session(
                     store,
-                    token.sub.as_deref(),
+                    to,
                     sid,
                     RevokedBy::Backchannel,
                     now,
@@ -305,7 +311,7 @@ pub async fn apply(
     // The spent logout token concerns no user's object.
     revocation::revoke_token(
         store,
-        None,
+        To::Everywhere(None),
         &token.jti,
         Some(token.exp),
         leeway,

@@ -16,7 +16,7 @@ use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::origin_revoke::{self, Directive, Write};
 use crate::refresh::{self, SpendOutcome, SpendRequest};
-use crate::revocation::{self, RevocationStore, RevokedBy, Status};
+use crate::revocation::{self, RevocationStore, RevokedBy, Status, To};
 use crate::routes::{self, Route};
 use crate::token;
 use crate::verify::{verify_token_as, verify_token_for_log, TokenKind, Verification};
@@ -318,12 +318,18 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             .await
             .map_err(refuse)?;
         // What KV already holds may be missing from the user's object (a
-        // write that failed half-way): with objects, always write.
-        let objects = self.store.has_user_objects();
-        if found.status() == Status::Active || objects {
+        // write that failed half-way): with objects it goes there again.
+        let again = sub
+            .filter(|_| self.store.has_user_objects())
+            .map(To::ObjectOf);
+        let token_to = match found.status() {
+            Status::Active => Some(To::Everywhere(sub)),
+            Status::Revoked(_) => again,
+        };
+        if let Some(to) = token_to {
             revocation::revoke_token(
                 self.store,
-                sub,
+                to,
                 id,
                 verified.claims.exp,
                 self.config.leeway_seconds,
@@ -333,8 +339,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             .await
             .map_err(refuse)?;
         }
-        if let (Some(sid), false) = (sid, found.session && !objects) {
-            self.revoke_session(sub, sid, RevokedBy::Logout, now)
+        let session_to = match found.session {
+            false => Some(To::Everywhere(sub)),
+            true => again,
+        };
+        if let (Some(sid), Some(to)) = (sid, session_to) {
+            self.revoke_session(to, sid, RevokedBy::Logout, now)
                 .await
                 .map_err(refuse)?;
         }
@@ -356,14 +366,14 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
 
     async fn revoke_session(
         &self,
-        user: Option<&str>,
+        to: To<'_>,
         sid: &str,
         by: RevokedBy,
         now: NumericDate,
     ) -> Result<u64, GateError> {
         revocation::revoke_session(
             self.store,
-            user,
+            to,
             sid,
             by,
             now,
@@ -462,7 +472,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             let written = match write {
                 Write::Token => revocation::revoke_token(
                     self.store,
-                    claims.sub.as_deref(),
+                    To::Everywhere(claims.sub.as_deref()),
                     &verified.identity.token_id,
                     claims.exp,
                     self.config.leeway_seconds,
@@ -472,7 +482,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .map(|_| ()),
                 Write::Session(sid) => self
-                    .revoke_session(claims.sub.as_deref(), &sid, RevokedBy::Origin, now)
+                    .revoke_session(To::Everywhere(claims.sub.as_deref()), &sid, RevokedBy::Origin, now)
                     .await
                     .map(|_| ()),
                 Write::User(sub) => revocation::cut_off_user(
@@ -986,7 +996,7 @@ mod tests {
         let writes_before = store.writes.get();
         block_on(revocation::revoke_token(
             &store,
-            None,
+            To::Everywhere(None),
             "phone",
             Some(NOW + 600.0),
             0,

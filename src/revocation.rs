@@ -357,24 +357,39 @@ pub const RETRY_PAUSES_MS: [u32; 2] = [1100, 2200];
 /// How many times a write is tried before the failure is reported.
 pub const WRITE_ATTEMPTS: usize = RETRY_PAUSES_MS.len() + 1;
 
+/// Where a revocation is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To<'a> {
+    /// KV, and the user's object when objects are bound and there is a user.
+    Everywhere(Option<&'a str>),
+    /// Only the user's object: KV has the entry already (an earlier write
+    /// reached KV but not the object), and KV takes one write per second
+    /// per key, so it is not written again.
+    ObjectOf(&'a str),
+}
+
 /// Writes one entry to KV and, when per-user objects are bound and the
-/// entry concerns `user`, to that user's object; retried as a whole. Only
+/// entry concerns a user, to that user's object; retried as a whole. Only
 /// when both took it is the write done: a revocation in KV but not in the
 /// object would not be seen at once on strict paths, so it is a failure.
 async fn put_with_retry(
     store: &impl RevocationStore,
-    user: Option<&str>,
+    to: To<'_>,
     key: &str,
     value: &str,
     expires_at: Option<u64>,
 ) -> Result<(), GateError> {
+    let (kv, user) = match to {
+        To::Everywhere(user) => (true, user),
+        To::ObjectOf(user) => (false, Some(user)),
+    };
     let object = user.filter(|_| store.has_user_objects());
     // The store logs each failure itself; the caller only needs the outcome.
     for attempt in 0..WRITE_ATTEMPTS {
         if let Some(millis) = attempt.checked_sub(1).map(|i| RETRY_PAUSES_MS[i]) {
             store.pause(millis).await;
         }
-        if store.put(key, value, expires_at).await.is_err() {
+        if kv && store.put(key, value, expires_at).await.is_err() {
             continue;
         }
         match object {
@@ -396,14 +411,14 @@ pub async fn put_in_kv(
     value: &str,
     expires_at: Option<u64>,
 ) -> Result<(), GateError> {
-    put_with_retry(store, None, key, value, expires_at).await
+    put_with_retry(store, To::Everywhere(None), key, value, expires_at).await
 }
 
 /// Revokes one token until it would have expired anyway. Idempotent.
-/// `user`: the token's `sub`, whose object must see it too.
+/// `to`: KV and the token's user's object, as a rule ([`To`]).
 pub async fn revoke_token(
     store: &impl RevocationStore,
-    user: Option<&str>,
+    to: To<'_>,
     token_id: &str,
     exp: Option<NumericDate>,
     leeway_seconds: u64,
@@ -416,7 +431,7 @@ pub async fn revoke_token(
         by,
     })
     .map_err(|_| GateError::RevocationUnavailable)?;
-    put_with_retry(store, user, &token_key(token_id), &entry, Some(expires_at)).await?;
+    put_with_retry(store, to, &token_key(token_id), &entry, Some(expires_at)).await?;
     Ok(expires_at)
 }
 
@@ -449,7 +464,8 @@ pub async fn cut_off_user_at(
 ) -> Result<NumericDate, GateError> {
     let value = format_cut_off(cut_off);
     let expires_at = cut_off_expiry(now, max_token_age, leeway_seconds);
-    put_with_retry(store, Some(sub), &user_key(sub), &value, expires_at).await?;
+    let to = To::Everywhere(Some(sub));
+    put_with_retry(store, to, &user_key(sub), &value, expires_at).await?;
     Ok(parse_cut_off(&value).unwrap_or(cut_off))
 }
 
@@ -491,7 +507,7 @@ pub fn cut_off_expiry(now: NumericDate, max_token_age: Option<u64>, leeway: u64)
 /// expiry.
 pub async fn revoke_session(
     store: &impl RevocationStore,
-    user: Option<&str>,
+    to: To<'_>,
     sid: &str,
     by: RevokedBy,
     now: NumericDate,
@@ -500,7 +516,7 @@ pub async fn revoke_session(
 ) -> Result<u64, GateError> {
     let expires_at = session_entry_expiry(now, lifetime_seconds, leeway_seconds);
     let entry = session_entry(by, now);
-    put_with_retry(store, user, &session_key(sid), &entry, Some(expires_at)).await?;
+    put_with_retry(store, to, &session_key(sid), &entry, Some(expires_at)).await?;
     Ok(expires_at)
 }
 
@@ -715,7 +731,7 @@ pub(crate) mod tests {
 
         block_on(revoke_token(
             &store,
-            None,
+            To::Everywhere(None),
             "t1",
             Some(NOW + 3600.0),
             0,
@@ -832,7 +848,7 @@ pub(crate) mod tests {
         assert_eq!(
             block_on(revoke_token(
                 &store,
-                None,
+                To::Everywhere(None),
                 "t",
                 Some(NOW),
                 0,
@@ -851,7 +867,7 @@ pub(crate) mod tests {
         let revoke = |store: &MemoryStore| {
             block_on(revoke_token(
                 store,
-                None,
+                To::Everywhere(None),
                 "t",
                 Some(NOW + 60.0),
                 0,
@@ -946,7 +962,7 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         let expires = block_on(revoke_session(
             &store,
-            None,
+            To::Everywhere(None),
             "s-1",
             RevokedBy::Logout,
             NOW,
@@ -983,7 +999,7 @@ pub(crate) mod tests {
         // The token's own entry names its own reason first.
         block_on(revoke_token(
             &store,
-            None,
+            To::Everywhere(None),
             "a",
             Some(NOW + 60.0),
             0,

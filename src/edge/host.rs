@@ -34,6 +34,26 @@ extern "C" {
 
     pub fn pause(millis: u32) -> Promise;
 
+    /// Resolves to one value (a string or null) per key, from `user`'s
+    /// Durable Object in the `SESSIONS` namespace.
+    #[wasm_bindgen(js_name = objectRead, catch)]
+    pub fn object_read(namespace: &JsValue, user: &str, keys: Vec<String>)
+        -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = objectWrite, catch)]
+    pub fn object_write(
+        namespace: &JsValue,
+        user: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<f64>,
+    ) -> Result<Promise, JsValue>;
+
+    /// Resolves to the object's answer to a spend request (JSON text).
+    #[wasm_bindgen(js_name = objectSpend, catch)]
+    pub fn object_spend(namespace: &JsValue, user: &str, request: &str)
+        -> Result<Promise, JsValue>;
+
     #[wasm_bindgen(js_name = verifySignature, catch)]
     pub fn verify_signature(
         alg: &str,
@@ -44,12 +64,15 @@ extern "C" {
 
     /// Resolves to `[response, revoke]`: the origin's response without a
     /// `Tokengate-Revoke` header, and that header's value or `null`.
+    /// `buffered`: a body already read (the refresh route's), sent in place
+    /// of the request's own.
     #[wasm_bindgen(catch)]
     pub fn forward(
         request: &Request,
         target: &str,
         identity: Vec<String>,
         with_body: bool,
+        buffered: Option<Vec<u8>>,
     ) -> Result<Promise, JsValue>;
 
     pub fn reply(status: u16, body: &str, headers: Vec<String>) -> Response;

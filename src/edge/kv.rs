@@ -1,6 +1,7 @@
-//! The `REVOCATIONS` KV namespace. `worker::KvStore` has no bulk get, and
-//! one round trip per request is the point, so the binding's `get([...keys])`
-//! is called from `js/host.mjs`, which also refuses malformed answers.
+//! The `REVOCATIONS` KV namespace, and the per-user Durable Objects of the
+//! `SESSIONS` namespace when it is bound. The binding's `get([...keys])`
+//! (one round trip per request) and the objects' RPC methods are called
+//! from `js/host.mjs`, which also refuses malformed answers.
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -8,19 +9,33 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::host;
 use super::task::wait;
 use crate::error::GateError;
+use crate::refresh::{SpendOutcome, SpendRequest};
 use crate::revocation::{RevocationStore, StoreError};
 
 pub const BINDING: &str = "REVOCATIONS";
+pub const OBJECTS_BINDING: &str = "SESSIONS";
 
 pub struct KvRevocations {
     namespace: JsValue,
+    /// The `SESSIONS` Durable Object namespace, when bound.
+    objects: Option<JsValue>,
+}
+
+/// A binding of `env`, if it is there.
+pub fn binding(env: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .filter(JsValue::is_object)
 }
 
 impl KvRevocations {
-    pub fn from_env(env: &JsValue) -> Result<KvRevocations, GateError> {
-        match Reflect::get(env, &JsValue::from_str(BINDING)) {
-            Ok(namespace) if namespace.is_object() => Ok(KvRevocations { namespace }),
-            _ => {
+    /// `with_objects`: whether the configuration uses the per-user objects
+    /// (`REFRESH_PATH` or `STRICT_PATHS`); only then are they written to.
+    pub fn from_env(env: &JsValue, with_objects: bool) -> Result<KvRevocations, GateError> {
+        let objects = binding(env, OBJECTS_BINDING).filter(|_| with_objects);
+        match binding(env, BINDING) {
+            Some(namespace) => Ok(KvRevocations { namespace, objects }),
+            None => {
                 host::error(&format!(
                     "tokengate misconfigured: KV binding {BINDING} is missing"
                 ));
@@ -62,4 +77,59 @@ impl RevocationStore for KvRevocations {
     async fn pause(&self, millis: u32) {
         let _ = wait(host::pause(millis)).await;
     }
+
+    fn has_user_objects(&self) -> bool {
+        self.objects.is_some()
+    }
+
+    async fn user_get_many(
+        &self,
+        user: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let what = "Durable Object read";
+        let objects = self.objects.as_ref().ok_or_else(|| unbound(what))?;
+        let promise =
+            host::object_read(objects, user, keys.to_vec()).map_err(|e| failed(what, e))?;
+        let answer = wait(promise).await.map_err(|e| failed(what, e))?;
+        Ok(Array::from(&answer).iter().map(|v| v.as_string()).collect())
+    }
+
+    async fn user_put(
+        &self,
+        user: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let what = "Durable Object write";
+        let objects = self.objects.as_ref().ok_or_else(|| unbound(what))?;
+        let expires_at = expires_at.map(|at| at as f64);
+        let promise = host::object_write(objects, user, key, value, expires_at)
+            .map_err(|e| failed(what, e))?;
+        wait(promise).await.map_err(|e| failed(what, e))?;
+        Ok(())
+    }
+
+    async fn user_spend(
+        &self,
+        user: &str,
+        request: &SpendRequest,
+    ) -> Result<SpendOutcome, StoreError> {
+        let what = "Durable Object spend";
+        let objects = self.objects.as_ref().ok_or_else(|| unbound(what))?;
+        let request = serde_json::to_string(request).map_err(|e| StoreError(e.to_string()))?;
+        let promise =
+            host::object_spend(objects, user, &request).map_err(|e| failed(what, e))?;
+        let answer = wait(promise).await.map_err(|e| failed(what, e))?;
+        let answer = answer.as_string().unwrap_or_default();
+        serde_json::from_str(&answer).map_err(|_| failed(what, "unreadable answer".into()))
+    }
+}
+
+fn unbound(what: &str) -> StoreError {
+    host::error(&format!(
+        "tokengate misconfigured: {what} without the {OBJECTS_BINDING} binding"
+    ));
+    StoreError(what.to_owned())
 }

@@ -12,6 +12,7 @@ mod crypto;
 mod host;
 mod jwks;
 mod kv;
+mod object;
 mod task;
 
 use std::cell::{Cell, OnceCell};
@@ -30,6 +31,7 @@ use crate::gateway::{Decision, Gateway, Incoming, Verified};
 use crate::headers::{identity_headers, origin_target, split_url};
 use crate::keyring::Keyring;
 use crate::origin_revoke::{self, Directive};
+use crate::refresh;
 use crate::verify::Verification;
 use host::{Request, Response};
 use jwks::EdgeFetcher;
@@ -84,7 +86,16 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
             std::panic::set_hook(Box::new(|info| {
                 host::error(&format!("tokengate panic: {info}"))
             }));
-            let config = Config::from_lookup(|name| setting(env, name));
+            let mut config = Config::from_lookup(|name| setting(env, name)).map_err(|e| e.to_string());
+            if let Ok(c) = &config {
+                if c.needs_session_objects() && kv::binding(env, kv::OBJECTS_BINDING).is_none() {
+                    config = Err(format!(
+                        "REFRESH_PATH and STRICT_PATHS need the Durable Object binding {} \
+                         (wrangler.toml: [[durable_objects.bindings]] and [[migrations]])",
+                        kv::OBJECTS_BINDING
+                    ));
+                }
+            }
             match &config {
                 Ok(config) => config
                     .warnings
@@ -194,7 +205,7 @@ impl Call<'_> {
     async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Answer, Refusal> {
         let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
         let incoming = Incoming { path, ..incoming };
-        let store = KvRevocations::from_env(self.env)?;
+        let store = KvRevocations::from_env(self.env, self.config.needs_session_objects())?;
         let verification = self.isolate.verification();
         let gateway = Gateway {
             config: self.config,
@@ -211,7 +222,7 @@ impl Call<'_> {
             Decision::Forward(None) => {
                 // A preflight goes to the origin unverified, so it goes without a body.
                 let (response, directive) = self
-                    .forward(&target(), Vec::new(), !incoming.cors_preflight)
+                    .forward(&target(), Vec::new(), !incoming.cors_preflight, None)
                     .await?;
                 if directive.is_some() {
                     // Removed (by the host), and nothing revoked: no verified token.
@@ -224,11 +235,20 @@ impl Call<'_> {
                 Ok(Answer::Origin(response))
             }
             Decision::Forward(Some(verified)) => {
-                self.forward_verified(&target(), verified, store, false)
+                self.forward_verified(&target(), verified, store, false, None)
                     .await
             }
             Decision::ForwardPasswordChange(verified) => {
-                self.forward_verified(&target(), verified, store, true)
+                self.forward_verified(&target(), verified, store, true, None)
+                    .await
+            }
+            Decision::ReadRefreshBody => {
+                let content_type = host::header(self.request, "content-type");
+                let body = self.read_body(refresh::MAX_BODY_BYTES).await?;
+                let verified = gateway
+                    .refresh_with_body(&incoming, content_type.as_deref(), &body, now())
+                    .await?;
+                self.forward_verified(&target(), verified, store, false, Some(body))
                     .await
             }
             Decision::ReadAdminBody(action) => {
@@ -289,10 +309,11 @@ impl Call<'_> {
         verified: Verified,
         store: KvRevocations,
         password_change: bool,
+        buffered_body: Option<Vec<u8>>,
     ) -> Result<Answer, Refusal> {
         let identity = identity_headers(&verified.identity);
         let (response, directive) = self
-            .forward(target, identity, true)
+            .forward(target, identity, true, buffered_body)
             .await
             .map_err(|e| Refusal::of(e, &verified.identity))?;
         let directive = self.directive(directive.as_deref());
@@ -309,6 +330,7 @@ impl Call<'_> {
         target: &str,
         identity: Vec<(&'static str, String)>,
         with_body: bool,
+        buffered_body: Option<Vec<u8>>,
     ) -> Result<(Response, Option<String>), GateError> {
         let identity = identity
             .into_iter()
@@ -321,7 +343,8 @@ impl Call<'_> {
             GateError::OriginUnreachable
         };
         let promise =
-            host::forward(self.request, target, identity, with_body).map_err(unreachable)?;
+            host::forward(self.request, target, identity, with_body, buffered_body)
+                .map_err(unreachable)?;
         let answer = Array::from(&wait(promise).await.map_err(unreachable)?);
         Ok((answer.get(0).unchecked_into(), answer.get(1).as_string()))
     }
@@ -391,7 +414,8 @@ impl Call<'_> {
         outcome.map_err(|error| Refusal { error, who })
     }
 
-    /// A small request body (admin API, back-channel logout), at most `limit` bytes.
+    /// A small request body (admin API, back-channel logout, refresh), at
+    /// most `limit` bytes.
     async fn read_body(&self, limit: usize) -> Result<Vec<u8>, GateError> {
         let promise =
             host::read_body(self.request, limit as u32).map_err(|_| GateError::InvalidRequest)?;

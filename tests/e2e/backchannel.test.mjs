@@ -13,7 +13,11 @@ const PATH = "/idp/backchannel-logout";
 const CLIENT_ID = "bc-client";
 const EVENT = "http://schemas.openid.net/event/backchannel-logout";
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
-const BACKCHANNEL = { BACKCHANNEL_LOGOUT_PATH: PATH, BACKCHANNEL_LOGOUT_AUDIENCE: CLIENT_ID };
+// Without refresh rotation and strict paths the per-user Durable Objects
+// are not used, and a logout token may name a session alone (sid without
+// sub). With them, see refresh.test.mjs.
+const NO_OBJECTS = { REFRESH_PATH: undefined, REFRESH_COOKIE: undefined, REFRESH_TYP: undefined, STRICT_PATHS: undefined };
+const BACKCHANNEL = { BACKCHANNEL_LOGOUT_PATH: PATH, BACKCHANNEL_LOGOUT_AUDIENCE: CLIENT_ID, ...NO_OBJECTS };
 
 let h;
 let bc; // a gateway with back-channel logout at PATH for CLIENT_ID
@@ -23,8 +27,8 @@ before(async () => {
     gateways: {
       "gw-bc": { ...BACKCHANNEL, PUBLIC_PATHS: "/idp/*,/demo/*" },
       "gw-bc-typed": { ...BACKCHANNEL, JWT_TYP: "at+jwt" },
-      "gw-bc-off": { BACKCHANNEL_LOGOUT_PATH: undefined, BACKCHANNEL_LOGOUT_AUDIENCE: undefined },
-      "gw-bc-no-audience": { BACKCHANNEL_LOGOUT_PATH: PATH, BACKCHANNEL_LOGOUT_AUDIENCE: undefined },
+      "gw-bc-off": { BACKCHANNEL_LOGOUT_PATH: undefined, BACKCHANNEL_LOGOUT_AUDIENCE: undefined, ...NO_OBJECTS },
+      "gw-bc-no-audience": { BACKCHANNEL_LOGOUT_PATH: PATH, BACKCHANNEL_LOGOUT_AUDIENCE: undefined, ...NO_OBJECTS },
     },
     probedGateways: { "gw-bc-probed": BACKCHANNEL },
   });

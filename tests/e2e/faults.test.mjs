@@ -177,7 +177,7 @@ test("KV writes failing on the admin API: every revoke form answers 503 revocati
   await h.probe("fail-writes");
   const bodies = [
     { token },
-    { jti: `admin-fault-${Date.now()}`, exp: now() + 600 },
+    { jti: `admin-fault-${Date.now()}`, exp: now() + 600, sub: freshUser() },
     { sub: freshUser() },
   ];
   const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };

@@ -46,6 +46,7 @@ before(async () => {
     compatibilityFlags: fromWrangler.compatibilityFlags,
     bindings,
     serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } },
+    durableObjects: fromWrangler.durableObjects,
   });
   mf = new Miniflare(
     convertV4MiniflareOptions({

@@ -40,6 +40,8 @@ export async function startHarness({ gateways = {}, probedGateways = {} } = {}) 
     compatibilityFlags: fromWrangler.compatibilityFlags,
     bindings,
     kvNamespaces: fromWrangler.kvNamespaces,
+    // SESSIONS: each gateway worker gets its own objects, of its own class.
+    durableObjects: fromWrangler.durableObjects,
     ...extra,
   });
   const { ADMIN_TOKEN: _omit, ...noAdmin } = config;
@@ -86,6 +88,14 @@ export async function startHarness({ gateways = {}, probedGateways = {} } = {}) 
     config,
     origin,
     kv,
+    /**
+     * What `user`'s Durable Object (SESSIONS) of gateway worker `worker`
+     * holds: [key, value, expiresAt] for every live entry.
+     */
+    async objectEntries(user, worker = "gateway") {
+      const namespace = await mf.getDurableObjectNamespace("SESSIONS", worker);
+      return namespace.get(namespace.idFromName(user)).entries();
+    },
     /** Request through the main gateway. */
     fetch: (pathname, init = {}) => mf.dispatchFetch(`https://gateway.test${pathname}`, { redirect: "manual", ...init }),
     probed: call(workers["gateway-probed"]),
