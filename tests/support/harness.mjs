@@ -3,6 +3,7 @@
 // process that records what it received.
 //
 // One Miniflare (one workerd) holds several workers:
+//   object-probe     a SESSIONS class whose every call fails (objects unreachable)
 //   gateway          wrangler.toml as is, plus test secrets
 //   gateway-probed   the same, but REVOCATIONS goes through kv-probe, which
 //                    counts round trips and can simulate a KV outage
@@ -23,8 +24,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
  * `h.at(name)(path, init)`.
  * `probedGateways`: the same, but their REVOCATIONS goes through kv-probe
  * (like gateway-probed: counted, and failing on demand with `h.probe(...)`).
+ * `unreachableObjectGateways`: the same as `gateways`, but their SESSIONS
+ * binding points at object-probe, whose objects throw on every call.
  */
-export async function startHarness({ gateways = {}, probedGateways = {} } = {}) {
+export async function startHarness({ gateways = {}, probedGateways = {}, unreachableObjectGateways = {} } = {}) {
   const origin = await startOrigin();
   const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
   const config = { ...fromWrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
@@ -60,6 +63,21 @@ export async function startHarness({ gateways = {}, probedGateways = {} } = {}) 
         for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
         return gatewayWorker(name, bindings);
       }),
+      ...Object.entries(unreachableObjectGateways).map(([name, overrides]) => {
+        const bindings = { ...config, ...overrides };
+        for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+        const [objectBinding] = Object.keys(fromWrangler.durableObjects);
+        return gatewayWorker(name, bindings, {
+          durableObjects: { [objectBinding]: { className: "UnreachableSessions", scriptName: "object-probe" } },
+        });
+      }),
+      {
+        name: "object-probe",
+        modules: true,
+        scriptPath: path.join(root, "tests/support/object-probe.mjs"),
+        compatibilityDate: fromWrangler.compatibilityDate,
+        durableObjects: { UNUSED: "UnreachableSessions" },
+      },
       ...Object.entries(probedGateways).map(([name, overrides]) => {
         const bindings = { ...config, ...overrides };
         for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
@@ -78,7 +96,8 @@ export async function startHarness({ gateways = {}, probedGateways = {} } = {}) 
   }));
   await mf.ready;
   const workers = {};
-  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe", ...Object.keys(gateways), ...Object.keys(probedGateways)]) {
+  const extra = [...Object.keys(gateways), ...Object.keys(probedGateways), ...Object.keys(unreachableObjectGateways)];
+  for (const name of ["gateway-probed", "gateway-no-admin", "gateway-broken", "kv-probe", ...extra]) {
     workers[name] = await mf.getWorker(name);
   }
   const kv = await mf.getKVNamespace(kvBinding, "gateway");

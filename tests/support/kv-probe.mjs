@@ -6,11 +6,15 @@
 // Fault modes (GET https://probe.test/<mode>; /reset clears them all):
 //   /fail-reads, /fail-writes   the call throws (a KV error)
 //   /hang-reads, /hang-writes   the call never answers (a hanging namespace)
+//   /stale-reads                reads answer "nothing stored" while writes go
+//                               through: another location, before KV's
+//                               propagation reached it
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 const stats = { gets: 0, keysRead: 0, puts: 0 };
 const failing = { reads: false, writes: false };
 const hanging = { reads: false, writes: false };
+const stale = { reads: false };
 // A pending timer, not a bare pending promise: workerd cancels an
 // invocation that waits on nothing at all ("will never generate a
 // response"), which would turn a hang into a quick failure.
@@ -22,6 +26,7 @@ export class ProbedKv extends WorkerEntrypoint {
     stats.keysRead += Array.isArray(keys) ? keys.length : 1;
     if (failing.reads) throw new Error("injected KV outage (reads)");
     if (hanging.reads) return never();
+    if (stale.reads) return Array.isArray(keys) ? new Map(keys.map((key) => [key, null])) : null;
     return this.env.STORE.get(keys, options);
   }
   async put(key, value, options) {
@@ -40,6 +45,7 @@ export default {
       Object.assign(stats, { gets: 0, keysRead: 0, puts: 0 });
       Object.assign(failing, { reads: false, writes: false });
       Object.assign(hanging, { reads: false, writes: false });
+      stale.reads = false;
       return Response.json(stats);
     }
     if (pathname === "/fail-reads") failing.reads = true;
@@ -48,6 +54,10 @@ export default {
     if (pathname === "/hang-reads") hanging.reads = true;
     if (pathname === "/hang-writes") hanging.writes = true;
     if (pathname.startsWith("/hang")) return Response.json(hanging);
+    if (pathname === "/stale-reads") {
+      stale.reads = true;
+      return Response.json(stale);
+    }
     return new Response("not found", { status: 404 });
   },
 };
