@@ -80,7 +80,7 @@ export function objectWrite(namespace, user, key, value, expiresAt) {
   return within(OBJECT_WRITE_TIMEOUT_MS, written, "Durable Object write");
 }
 
-/** The object's outcome of a spend request, as JSON text. */
+/** The object's outcome of a spend request (a list of strings), as text. */
 export async function objectSpend(namespace, user, request) {
   const outcome = await within(OBJECT_TIMEOUT_MS, userObject(namespace, user).spend(request), "Durable Object spend");
   if (typeof outcome !== "string") throw new Error("Durable Object spend answered no outcome");

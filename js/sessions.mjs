@@ -33,13 +33,21 @@ export class SessionObject extends DurableObject {
     await this.store([{ key, value, expires_at: expiresAt }]);
   }
 
-  /** Spends a refresh token (a JSON spend request); answers the outcome as JSON. */
+  /**
+   * Spends a refresh token. `request` is the core's flat list of fields;
+   * the plan comes back as [outcome, key, value, expiresAt or "", ...].
+   * Answers the outcome ("spent", "retried", "reused", "revoked").
+   */
   async spend(request) {
     const keys = spend_keys(request);
     const values = await this.read(keys);
-    const plan = JSON.parse(spend_plan(request, values, nowSeconds()));
-    await this.store(plan.writes);
-    return JSON.stringify(plan.outcome);
+    const [outcome, ...fields] = spend_plan(request, values, nowSeconds());
+    const writes = [];
+    for (let i = 0; i < fields.length; i += 3) {
+      writes.push({ key: fields[i], value: fields[i + 1], expires_at: fields[i + 2] === "" ? null : Number(fields[i + 2]) });
+    }
+    await this.store(writes);
+    return outcome;
   }
 
   /** Every live entry, for operators and tests: [key, value, expiresAt]. */

@@ -265,8 +265,16 @@ async fn revoke_id(
     leeway: u64,
     now: NumericDate,
 ) -> Result<Reply, GateError> {
-    let until =
-        revocation::revoke_token(store, To::Everywhere(user), id, exp, leeway, RevokedBy::Admin, now).await?;
+    let until = revocation::revoke_token(
+        store,
+        To::Everywhere(user),
+        id,
+        exp,
+        leeway,
+        RevokedBy::Admin,
+        now,
+    )
+    .await?;
     Ok(Reply::json(
         200,
         &Revoked {

@@ -63,10 +63,11 @@ pub enum Decision {
     /// The caller is an authorized admin; read the body and call
     /// [`admin::handle`].
     ReadAdminBody(AdminAction),
-    /// A POST to `REFRESH_PATH` with no refresh token in the cookie: read
-    /// its `Content-Type` and body (at most [`refresh::MAX_BODY_BYTES`]),
-    /// call [`Gateway::refresh_with_body`], and forward that same body.
-    ReadRefreshBody,
+    /// `REFRESH_PATH`: call [`Gateway::refresh`] (with the request's
+    /// `Content-Type` and body, at most [`refresh::MAX_BODY_BYTES`], when
+    /// `read_body`: a POST without the refresh cookie), and on `Ok` forward
+    /// the request (with that same body).
+    Refresh { read_body: bool },
     /// A POST to `BACKCHANNEL_LOGOUT_PATH`: read its `Content-Type` and body
     /// (at most [`crate::backchannel::MAX_BODY_BYTES`]) and call
     /// [`crate::backchannel::handle`].
@@ -84,9 +85,10 @@ pub struct Gateway<'a, F, V, S> {
 impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V, S> {
     pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
         let config = self.config;
-        let route = routes::route_with_backchannel(
+        let loose = routes::LoosePath::new(req.path);
+        let route = routes::route_loose(
             req.method,
-            req.path,
+            &loose,
             req.cors_preflight,
             &config.password_change_path,
             config.backchannel_logout_path.as_deref(),
@@ -95,13 +97,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         // The refresh route, like the other gateway routes, wins over
         // `PUBLIC_PATHS`.
         let route = match (route, &config.refresh) {
-            (Route::Public | Route::Protected, Some(refresh))
-                if routes::reaches(req.path, &refresh.path) =>
-            {
+            (Route::Public | Route::Protected, Some(refresh)) if loose.reaches(&refresh.path) => {
                 Route::Refresh
             }
             (route, _) => route,
         };
+        let strict = loose.is_strict(&config.strict_paths);
         // CORS, only for the logout routes and only for a listed origin; an
         // unlisted one gets no Access-Control-* header at all.
         let cors_origin = match route {
@@ -116,14 +117,14 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let result: Result<Decision, Refusal> = match route {
             Route::Preflight | Route::Public => Ok(Decision::Forward(None)),
             Route::Protected => self
-                .authenticate_for(req, now)
+                .authenticate_for(req, now, strict)
                 .await
                 .map(|v| Decision::Forward(Some(v))),
-            Route::Refresh => self.refresh_route(req, now).await,
+            Route::Refresh => self.refresh_route(req),
             // Refused before the origin sees it when the token has no `sub`:
             // the password would change with no cut-off to record.
             Route::PasswordChange if changes_state(req.method) => self
-                .authenticate_for(req, now)
+                .authenticate_for(req, now, strict)
                 .await
                 .and_then(|verified| match verified.identity.subject {
                     Some(_) => Ok(Decision::ForwardPasswordChange(verified)),
@@ -131,7 +132,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 }),
             // Showing a password form must not sign anybody out.
             Route::PasswordChange => self
-                .authenticate_for(req, now)
+                .authenticate_for(req, now, strict)
                 .await
                 .map(|v| Decision::Forward(Some(v))),
             Route::Logout => self.logout(req, now).await.map(Decision::Reply),
@@ -176,16 +177,17 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         }
     }
 
-    /// [`Gateway::authenticate`], and on `STRICT_PATHS` also against the
+    /// [`Gateway::authenticate`], and on `STRICT_PATHS` (`strict`) also against the
     /// user's Durable Object, which holds every acknowledged revocation at
     /// once (KV may take up to a minute to show one elsewhere).
     async fn authenticate_for(
         &self,
         req: &Incoming<'_>,
         now: NumericDate,
+        strict: bool,
     ) -> Result<Verified, Refusal> {
         let verified = self.authenticate(req, now).await?;
-        if routes::is_strict(req.path, &self.config.strict_paths) {
+        if strict {
             self.check_strictly(&verified).await?;
         }
         Ok(verified)
@@ -209,58 +211,51 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         }
     }
 
-    /// `REFRESH_PATH`: the refresh token from `REFRESH_COOKIE`, else (on a
-    /// POST) from the body, which the adapter must read first, else from
-    /// `Authorization`.
-    async fn refresh_route(
-        &self,
-        req: &Incoming<'_>,
-        now: NumericDate,
-    ) -> Result<Decision, Refusal> {
-        let cookie = self
-            .config
-            .refresh
-            .as_ref()
-            .and_then(|r| r.cookie.as_deref());
-        if let Some(raw) = refresh::from_cookie(req.cookie, cookie)? {
-            return self
-                .refresh(raw, now)
-                .await
-                .map(|v| Decision::Forward(Some(v)));
-        }
-        if req.method == "POST" {
-            return Ok(Decision::ReadRefreshBody);
-        }
-        let raw = token::extract(req.authorization, None, None)?.ok_or(GateError::TokenMissing)?;
-        self.refresh(raw, now)
-            .await
-            .map(|v| Decision::Forward(Some(v)))
+    /// `REFRESH_PATH`: the body is needed (to find the refresh token) on a
+    /// POST that does not carry it in `REFRESH_COOKIE`.
+    fn refresh_route(&self, req: &Incoming<'_>) -> Result<Decision, Refusal> {
+        let in_cookie = refresh::from_cookie(req.cookie, self.refresh_cookie())?.is_some();
+        Ok(Decision::Refresh {
+            read_body: req.method == "POST" && !in_cookie,
+        })
     }
 
-    /// The second half of [`Decision::ReadRefreshBody`]: the token from the
-    /// body's `refresh_token`, else from `Authorization`. On `Ok` the
-    /// request goes to the origin with the body unchanged.
-    pub async fn refresh_with_body(
+    fn refresh_cookie(&self) -> Option<&str> {
+        self.config.refresh.as_ref()?.cookie.as_deref()
+    }
+
+    /// The second half of [`Decision::Refresh`]: the refresh token from
+    /// `REFRESH_COOKIE`, else the body's `refresh_token` (`body`: the body
+    /// the adapter read, with its `content_type`), else `Authorization`.
+    /// On `Ok` the request goes to the origin, its body unchanged.
+    pub async fn refresh(
         &self,
         req: &Incoming<'_>,
         content_type: Option<&str>,
-        body: &[u8],
+        body: Option<&[u8]>,
         now: NumericDate,
     ) -> Result<Verified, Refusal> {
-        let from_body = refresh::from_body(content_type, body)?;
-        let raw = match from_body.as_deref() {
-            Some(raw) => raw,
-            None => {
+        let from_body = match body {
+            Some(body) => refresh::from_body(content_type, body)?,
+            None => None,
+        };
+        let raw = match (
+            refresh::from_cookie(req.cookie, self.refresh_cookie())?,
+            &from_body,
+        ) {
+            (Some(raw), _) => raw,
+            (None, Some(raw)) => raw.as_str(),
+            (None, None) => {
                 token::extract(req.authorization, None, None)?.ok_or(GateError::TokenMissing)?
             }
         };
-        self.refresh(raw, now).await
+        self.spend(raw, now).await
     }
 
     /// Verifies a refresh token, checks it against KV, and spends it in its
     /// user's object. A spent one is a replay: its family is revoked in KV
     /// too (the object already did) before `refresh_token_reused` goes back.
-    async fn refresh(&self, raw: &str, now: NumericDate) -> Result<Verified, Refusal> {
+    async fn spend(&self, raw: &str, now: NumericDate) -> Result<Verified, Refusal> {
         let config = self.config;
         let grace = config.refresh.as_ref().map_or(0, |r| r.reuse_grace_seconds);
         let verified =
@@ -278,7 +273,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let outcome = self.store.user_spend(&request.sub, &request).await;
         match outcome.map_err(|_| refuse(GateError::RevocationUnavailable))? {
             SpendOutcome::Spent | SpendOutcome::Retried => Ok(verified),
-            SpendOutcome::Revoked { .. } => Err(refuse(GateError::TokenRevoked)),
+            SpendOutcome::Revoked => Err(refuse(GateError::TokenRevoked)),
             SpendOutcome::Reused => {
                 let family = &request.on_reuse;
                 revocation::put_in_kv(self.store, &family.key, &family.value, family.expires_at)
@@ -482,7 +477,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .map(|_| ()),
                 Write::Session(sid) => self
-                    .revoke_session(To::Everywhere(claims.sub.as_deref()), &sid, RevokedBy::Origin, now)
+                    .revoke_session(
+                        To::Everywhere(claims.sub.as_deref()),
+                        &sid,
+                        RevokedBy::Origin,
+                        now,
+                    )
                     .await
                     .map(|_| ()),
                 Write::User(sub) => revocation::cut_off_user(
@@ -1319,11 +1319,37 @@ mod tests {
         )
     }
 
-    fn with_cookie<'a>(path: &'a str, cookie: &'a str) -> Incoming<'a> {
+    fn with_cookie<'a>(cookie: &'a str) -> Incoming<'a> {
         Incoming {
             cookie: Some(cookie),
-            ..request("POST", path, None)
+            ..request("POST", "/auth/refresh", None)
         }
+    }
+
+    /// A request to the refresh route, both halves, as the adapter runs
+    /// them: `body` is sent as a form. The code of a refusal.
+    fn present(
+        config: &Config,
+        store: &MemoryStore,
+        req: &Incoming<'_>,
+        body: Option<&str>,
+    ) -> Result<String, String> {
+        let Decision::Refresh { read_body } = decide(config, store, req) else {
+            panic!("not the refresh route");
+        };
+        assert_eq!(read_body, req.method == "POST" && req.cookie.is_none());
+        let keyring = Keyring::default();
+        let verification = Verification::offline(&keyring);
+        let gateway = Gateway {
+            config,
+            verification: &verification,
+            store,
+        };
+        let form = Some("application/x-www-form-urlencoded");
+        let body = body.filter(|_| read_body).map(str::as_bytes);
+        block_on(gateway.refresh(req, form, body, NOW))
+            .map(|verified| verified.identity.token_id)
+            .map_err(|refusal| refusal.error.code().to_owned())
     }
 
     #[test]
@@ -1331,28 +1357,19 @@ mod tests {
         let config = refresh_config();
         let store = MemoryStore::with_user_objects();
         store.object_now.set(NOW);
-        let first = format!("rt={}", refresh_token("r1", "s1"));
-        let verified = forwarded(decide(
-            &config,
-            &store,
-            &with_cookie("/auth/refresh", &first),
-        ));
-        assert_eq!(verified.identity.token_id, "r1");
-        forwarded(decide(
-            &config,
-            &store,
-            &with_cookie(
-                "/auth/refresh",
-                &format!("rt={}", refresh_token("r2", "s1")),
-            ),
-        ));
+        let cookie = |jti: &str, sid: &str| format!("rt={}", refresh_token(jti, sid));
+        let first = cookie("r1", "s1");
         assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &with_cookie("/auth/refresh", &first)
-            )),
-            (401, "refresh_token_reused".into())
+            present(&config, &store, &with_cookie(&first), None),
+            Ok("r1".into())
+        );
+        assert_eq!(
+            present(&config, &store, &with_cookie(&cookie("r2", "s1")), None),
+            Ok("r2".into())
+        );
+        assert_eq!(
+            present(&config, &store, &with_cookie(&first), None),
+            Err("refresh_token_reused".into())
         );
         assert!(
             store.entries.borrow().contains_key("v1:sid:s1"),
@@ -1360,14 +1377,10 @@ mod tests {
         );
         assert!(store.object_entry("alice", "v1:sid:s1").is_some());
         // Another session of the same user is untouched.
-        forwarded(decide(
-            &config,
-            &store,
-            &with_cookie(
-                "/auth/refresh",
-                &format!("rt={}", refresh_token("q1", "s2")),
-            ),
-        ));
+        assert_eq!(
+            present(&config, &store, &with_cookie(&cookie("q1", "s2")), None),
+            Ok("q1".into())
+        );
     }
 
     #[test]
@@ -1384,56 +1397,60 @@ mod tests {
             (401, "type_invalid".into())
         );
         let access = format!("Bearer {}", alice());
-        assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &request("GET", "/auth/refresh", Some(&access))
-            )),
-            (401, "type_invalid".into())
-        );
-        // The refresh route is matched like the other gateway routes.
-        assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &request("GET", "/Auth//Refresh/", Some(&access))
-            )),
-            (401, "type_invalid".into())
-        );
+        for path in ["/auth/refresh", "/Auth//Refresh/"] {
+            assert_eq!(
+                present(&config, &store, &request("GET", path, Some(&access)), None),
+                Err("type_invalid".into()),
+                "{path}"
+            );
+        }
     }
 
     #[test]
-    fn a_post_without_the_cookie_asks_for_its_body_and_the_body_names_the_token() {
+    fn the_refresh_token_comes_from_the_cookie_else_the_body_else_authorization() {
         let config = refresh_config();
         let store = MemoryStore::with_user_objects();
-        let req = request("POST", "/auth/refresh", None);
-        assert!(matches!(
-            decide(&config, &store, &req),
-            Decision::ReadRefreshBody
-        ));
-        let keyring = Keyring::default();
-        let verification = Verification::offline(&keyring);
-        let gateway = Gateway {
-            config: &config,
-            verification: &verification,
-            store: &store,
-        };
+        let post = request("POST", "/auth/refresh", None);
         let body = format!(
             "grant_type=refresh_token&refresh_token={}",
             refresh_token("r1", "s1")
         );
-        let form = Some("application/x-www-form-urlencoded");
-        let verified =
-            block_on(gateway.refresh_with_body(&req, form, body.as_bytes(), NOW)).unwrap();
-        assert_eq!(verified.identity.token_id, "r1");
-        let missing = block_on(gateway.refresh_with_body(&req, form, b"grant_type=x", NOW));
-        assert_eq!(missing.unwrap_err().error, GateError::TokenMissing);
+        assert_eq!(
+            present(&config, &store, &post, Some(&body)),
+            Ok("r1".into())
+        );
+        assert_eq!(
+            present(&config, &store, &post, Some("grant_type=x")),
+            Err("token_missing".into())
+        );
+        let auth = format!("Bearer {}", refresh_token("r2", "s1"));
+        let post = request("POST", "/auth/refresh", Some(&auth));
+        assert_eq!(
+            present(&config, &store, &post, Some("grant_type=x")),
+            Ok("r2".into())
+        );
+        // The cookie first: the body is not even read.
+        let cookie = format!("rt={}", refresh_token("r3", "s1"));
+        let both = Incoming {
+            cookie: Some(&cookie),
+            ..post
+        };
+        assert_eq!(
+            present(&config, &store, &both, Some(&body)),
+            Ok("r3".into())
+        );
         // The objects are down: fail closed, nothing forwarded.
         store.objects_down.set(true);
-        let body = format!("refresh_token={}", refresh_token("r2", "s1"));
-        let down = block_on(gateway.refresh_with_body(&req, form, body.as_bytes(), NOW));
-        assert_eq!(down.unwrap_err().error, GateError::RevocationUnavailable);
+        let body = format!("refresh_token={}", refresh_token("r4", "s1"));
+        assert_eq!(
+            present(
+                &config,
+                &store,
+                &request("POST", "/auth/refresh", None),
+                Some(&body)
+            ),
+            Err("revocation_unavailable".into())
+        );
     }
 
     #[test]
@@ -1454,16 +1471,10 @@ mod tests {
         assert_eq!(status, 200);
         // KV would say so too; the object alone is enough.
         store.entries.borrow_mut().clear();
+        let cookie = format!("rt={}", refresh_token("r1", "s1"));
         assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &with_cookie(
-                    "/auth/refresh",
-                    &format!("rt={}", refresh_token("r1", "s1"))
-                )
-            )),
-            (401, "token_revoked".into())
+            present(&config, &store, &with_cookie(&cookie), None),
+            Err("token_revoked".into())
         );
     }
 }

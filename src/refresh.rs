@@ -10,14 +10,19 @@
 //! same entries as KV, [`crate::revocation`]), so a spend sees a logout
 //! acknowledged a moment ago anywhere in the world.
 //!
-//! Object entries (besides the revocation entries):
-//! - `v1:spent:<token id>` = `{"family":"<family>","at":<when>}`: a spent
-//!   refresh token, until it expires (`exp` + leeway).
-//! - `v1:latest:<family>` = `{"token_id":"<id>","at":<when>}`: the most
-//!   recently spent token of a family (`sid:<sid>`, or `user` for tokens
-//!   without `sid`), for the grace window; it expires with that token.
+//! Object entries (besides the revocation entries), plain text:
+//! - `v1:spent:<token id>` = `<when, Unix ms> <family>`: a spent refresh
+//!   token, until it expires (`exp` + leeway).
+//! - `v1:latest:<family>` = `<when, Unix ms> <token id>`: the most recently
+//!   spent token of a family (`sid:<sid>`, or `user` for tokens without
+//!   `sid`), for the grace window; it expires with that token.
+//!
+//! Requests, plans and outcomes cross between the gateway, the object and
+//! the wasm module as flat lists of strings ([`SpendRequest::to_fields`],
+//! [`Plan::to_fields`]) rather than JSON: serde code for them would cost
+//! more wasm than everything else this module does.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::backchannel::form_decode;
 use crate::clock::NumericDate;
@@ -35,7 +40,7 @@ pub const KEY_PREFIX_SPENT: &str = "v1:spent:";
 pub const KEY_PREFIX_LATEST: &str = "v1:latest:";
 
 /// One entry to write, in the object and (for a reuse) in KV.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub key: String,
     pub value: String,
@@ -46,7 +51,7 @@ pub struct Entry {
 /// What the gateway asks the user's object to do with a verified refresh
 /// token. Carries everything [`plan`] needs, so the object knows no
 /// configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpendRequest {
     pub token_id: String,
     pub sub: String,
@@ -60,8 +65,7 @@ pub struct SpendRequest {
 }
 
 /// The object's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendOutcome {
     /// Presented for the first time: now spent. Forward.
     Spent,
@@ -72,26 +76,64 @@ pub enum SpendOutcome {
     /// gateway writes the same entry to KV and refuses.
     Reused,
     /// Revoked already (the token, its session or its user).
-    Revoked { by: RevokedBy },
+    Revoked,
+}
+
+impl SpendOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpendOutcome::Spent => "spent",
+            SpendOutcome::Retried => "retried",
+            SpendOutcome::Reused => "reused",
+            SpendOutcome::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SpendOutcome> {
+        [
+            SpendOutcome::Spent,
+            SpendOutcome::Retried,
+            SpendOutcome::Reused,
+            SpendOutcome::Revoked,
+        ]
+        .into_iter()
+        .find(|outcome| outcome.as_str() == text)
+    }
 }
 
 /// What the object must store, and answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub outcome: SpendOutcome,
     pub writes: Vec<Entry>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Spent<'a> {
-    family: &'a str,
-    at: NumericDate,
+impl Plan {
+    /// `[outcome, key, value, expires_at or "", key, ...]`.
+    pub fn to_fields(&self) -> Vec<String> {
+        let mut fields = vec![self.outcome.as_str().to_owned()];
+        for write in &self.writes {
+            fields.push(write.key.clone());
+            fields.push(write.value.clone());
+            fields.push(
+                write
+                    .expires_at
+                    .map_or_else(String::new, |at| at.to_string()),
+            );
+        }
+        fields
+    }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Latest {
-    token_id: String,
-    at: NumericDate,
+/// `<when, Unix ms> <text>`: the value of a spent or latest marker.
+fn marker(now: NumericDate, text: &str) -> String {
+    format!("{} {text}", (now.max(0.0) * 1000.0).round() as u64)
+}
+
+/// A marker's time (seconds) and text; `None` when unreadable.
+fn read_marker(value: &str) -> Option<(NumericDate, &str)> {
+    let (millis, text) = value.split_once(' ')?;
+    Some((millis.parse::<u64>().ok()? as f64 / 1000.0, text))
 }
 
 impl SpendRequest {
@@ -149,6 +191,54 @@ impl SpendRequest {
         })
     }
 
+    /// The request as a flat list of strings, for the object:
+    /// `[token_id, sub, sid or "", iat or "", expires_at, grace_seconds,
+    /// reuse key, reuse value, reuse expires_at or ""]`.
+    pub fn to_fields(&self) -> Vec<String> {
+        let optional = |value: Option<String>| value.unwrap_or_default();
+        vec![
+            self.token_id.clone(),
+            self.sub.clone(),
+            optional(self.sid.clone()),
+            optional(self.iat.and_then(|iat| serde_json::to_string(&iat).ok())),
+            self.expires_at.to_string(),
+            self.grace_seconds.to_string(),
+            self.on_reuse.key.clone(),
+            self.on_reuse.value.clone(),
+            optional(self.on_reuse.expires_at.map(|at| at.to_string())),
+        ]
+    }
+
+    /// [`SpendRequest::to_fields`] read back; `None` for anything else.
+    pub fn from_fields(fields: &[String]) -> Option<SpendRequest> {
+        let [token_id, sub, sid, iat, expires_at, grace, key, value, reuse_expires] = fields else {
+            return None;
+        };
+        let optional = |text: &String| (!text.is_empty()).then(|| text.clone());
+        let number = |text: &String| text.parse::<u64>().ok();
+        let iat = match iat.as_str() {
+            "" => None,
+            text => Some(crate::revocation::parse_cut_off(text).ok()?),
+        };
+        let reuse_expires = match reuse_expires.as_str() {
+            "" => None,
+            _ => Some(number(reuse_expires)?),
+        };
+        Some(SpendRequest {
+            token_id: token_id.clone(),
+            sub: sub.clone(),
+            sid: optional(sid),
+            iat,
+            expires_at: number(expires_at)?,
+            grace_seconds: number(grace)?,
+            on_reuse: Entry {
+                key: key.clone(),
+                value: value.clone(),
+                expires_at: reuse_expires,
+            },
+        })
+    }
+
     fn family(&self) -> String {
         match &self.sid {
             Some(sid) => format!("sid:{sid}"),
@@ -186,9 +276,9 @@ pub fn plan(
     }
     let rest = values.split_off(2);
     let (spent, latest) = (values[0].take(), values[1].take());
-    if let Status::Revoked(by) = request.lookup_keys().interpret(rest, request.iat)?.status() {
+    if let Status::Revoked(_) = request.lookup_keys().interpret(rest, request.iat)?.status() {
         return Ok(Plan {
-            outcome: SpendOutcome::Revoked { by },
+            outcome: SpendOutcome::Revoked,
             writes: Vec::new(),
         });
     }
@@ -202,28 +292,20 @@ pub fn plan(
             value,
             expires_at: Some(request.expires_at),
         };
-        let spent = serde_json::to_string(&Spent {
-            family: &family,
-            at: now,
-        });
-        let latest = serde_json::to_string(&Latest {
-            token_id: request.token_id.clone(),
-            at: now,
-        });
-        let (Ok(spent), Ok(latest)) = (spent, latest) else {
-            return Err(GateError::RevocationUnavailable);
-        };
         return Ok(Plan {
             outcome: SpendOutcome::Spent,
-            writes: vec![entry(spent_key, spent), entry(latest_key, latest)],
+            writes: vec![
+                entry(spent_key, marker(now, &family)),
+                entry(latest_key, marker(now, &request.token_id)),
+            ],
         });
     }
     // An unreadable latest marker counts as someone else's: fail safe.
-    let latest = latest.and_then(|value| serde_json::from_str::<Latest>(&value).ok());
-    let within_grace = latest.is_some_and(|latest| {
-        latest.token_id == request.token_id
+    let latest = latest.as_deref().and_then(read_marker);
+    let within_grace = latest.is_some_and(|(at, token_id)| {
+        token_id == request.token_id
             && request.grace_seconds > 0
-            && now - latest.at <= request.grace_seconds as f64
+            && now - at <= request.grace_seconds as f64
     });
     Ok(if within_grace {
         Plan {
@@ -366,9 +448,7 @@ mod tests {
         // The whole family is gone, the newest token included.
         assert_eq!(
             object.spend(&request("r3", Some("s1"), 0), NOW + 2.0),
-            SpendOutcome::Revoked {
-                by: RevokedBy::Session
-            }
+            SpendOutcome::Revoked
         );
         // Another session of the same user lives on.
         assert_eq!(
@@ -386,9 +466,7 @@ mod tests {
         assert_eq!(object.0["v1:sub:alice"], format_cut_off(NOW));
         assert_eq!(
             object.spend(&request("r9", Some("s9"), 0), NOW + 6.0),
-            SpendOutcome::Revoked {
-                by: RevokedBy::UserCutOff
-            }
+            SpendOutcome::Revoked
         );
     }
 
@@ -432,6 +510,31 @@ mod tests {
                 Err(GateError::ClaimsMissing(_))
             ));
         }
+    }
+
+    #[test]
+    fn requests_and_plans_cross_as_flat_fields() {
+        let mut request = request("r1", Some("s1"), 7);
+        request.iat = Some(NOW - 0.25);
+        assert_eq!(
+            SpendRequest::from_fields(&request.to_fields()),
+            Some(request.clone())
+        );
+        request.sid = None;
+        request.iat = None;
+        request.on_reuse.expires_at = None;
+        assert_eq!(
+            SpendRequest::from_fields(&request.to_fields()),
+            Some(request.clone())
+        );
+        let mut short = request.to_fields();
+        short.pop();
+        assert_eq!(SpendRequest::from_fields(&short), None);
+        let plan = plan(&request, vec![None; request.keys().len()], NOW).unwrap();
+        let fields = plan.to_fields();
+        assert_eq!(fields.len(), 7);
+        assert_eq!(SpendOutcome::parse(&fields[0]), Some(SpendOutcome::Spent));
+        assert_eq!(SpendOutcome::parse("spent?"), None);
     }
 
     #[test]

@@ -637,6 +637,10 @@ impl RevocationStore for MemoryStore {
         user: &str,
         request: &crate::refresh::SpendRequest,
     ) -> Result<crate::refresh::SpendOutcome, StoreError> {
+        // Across the same flat fields as to a real object.
+        let request = crate::refresh::SpendRequest::from_fields(&request.to_fields())
+            .ok_or_else(|| StoreError("unreadable spend request".into()))?;
+        let request = &request;
         let values = self.user_get_many(user, &request.keys()).await?;
         // The object's clock: the memory store's objects use the request's
         // own instant, which tests set.

@@ -102,15 +102,69 @@ pub fn route_with_backchannel(
     backchannel_logout_path: Option<&str>,
     public_paths: &[PathPattern],
 ) -> Route {
-    // Two readings of the path, since origins differ on `//` next to `..`
-    // (see `Slashes`); a gateway route matches if either reading reaches it.
-    let readings = [
-        loose_form(path, Slashes::MergeFirst),
-        loose_form(path, Slashes::Keep),
-    ];
+    route_loose(
+        method,
+        &LoosePath::new(path),
+        is_cors_preflight,
+        password_change_path,
+        backchannel_logout_path,
+        public_paths,
+    )
+}
+
+/// A request path with the two loose readings an origin may give it
+/// (origins differ on `//` next to `..`, see `Slashes`), worked out once
+/// per request: a gateway route matches if either reading reaches it.
+pub struct LoosePath<'a> {
+    path: &'a str,
+    readings: [String; 2],
+}
+
+impl<'a> LoosePath<'a> {
+    pub fn new(path: &'a str) -> LoosePath<'a> {
+        LoosePath {
+            path,
+            readings: [
+                loose_form(path, Slashes::MergeFirst),
+                loose_form(path, Slashes::Keep),
+            ],
+        }
+    }
+
+    /// Does the path reach the gateway route `loose_route` (in loose form)?
+    pub fn reaches(&self, loose_route: &str) -> bool {
+        self.readings
+            .iter()
+            .any(|loose| same_route(loose, loose_route))
+    }
+
+    /// Is the path under one of `STRICT_PATHS`? Unlike a public path, a
+    /// strict one is matched generously: as sent, or as an origin might
+    /// decode and resolve it (`/account%2fkeys`, `/x/../account/keys`),
+    /// since a miss would skip a check rather than add one. The loose
+    /// readings are in lower case, so they are compared with the pattern
+    /// in lower case too.
+    pub fn is_strict(&self, strict_paths: &[PathPattern]) -> bool {
+        strict_paths.iter().any(|pattern| {
+            let lower = pattern.to_ascii_lowercase();
+            pattern.matches(self.path) || self.readings.iter().any(|r| lower.matches(r))
+        })
+    }
+}
+
+/// [`route_with_backchannel`] on a path whose loose readings are known.
+pub fn route_loose(
+    method: &str,
+    loose: &LoosePath<'_>,
+    is_cors_preflight: bool,
+    password_change_path: &str,
+    backchannel_logout_path: Option<&str>,
+    public_paths: &[PathPattern],
+) -> Route {
     // The constants are already in loose form; the configured path is
     // loosened once, at configuration time.
-    let is = |route: &str| readings.iter().any(|loose| same_route(loose, route));
+    let is = |route: &str| loose.reaches(route);
+    let path = loose.path;
     match () {
         _ if is(LOGOUT_PATH) => Route::Logout,
         _ if is(LOGOUT_ALL_PATH) => Route::LogoutAll,
@@ -127,34 +181,6 @@ pub fn route_with_backchannel(
         }
         _ => Route::Protected,
     }
-}
-
-/// Does `path` reach the gateway route `loose_route` (in loose form) under
-/// either reading an origin may give it? As the fixed routes are matched.
-pub fn reaches(path: &str, loose_route: &str) -> bool {
-    [Slashes::MergeFirst, Slashes::Keep]
-        .into_iter()
-        .any(|slashes| same_route(&loose_form(path, slashes), loose_route))
-}
-
-/// Is `path` under one of `STRICT_PATHS`? Unlike a public path, a strict
-/// one is matched generously: as sent, or as an origin might decode and
-/// resolve it (`/account%2fkeys`, `/x/../account/keys`), since a miss
-/// would skip a check rather than add one.
-pub fn is_strict(path: &str, strict_paths: &[PathPattern]) -> bool {
-    if strict_paths.is_empty() {
-        return false;
-    }
-    // The loose readings are in lower case, so they are compared with the
-    // pattern in lower case too.
-    let loose = [
-        loose_form(path, Slashes::MergeFirst),
-        loose_form(path, Slashes::Keep),
-    ];
-    strict_paths.iter().any(|pattern| {
-        let lower = pattern.to_ascii_lowercase();
-        pattern.matches(path) || loose.iter().any(|reading| lower.matches(reading))
-    })
 }
 
 /// Could an origin read this path as a different one than its plain text

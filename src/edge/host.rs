@@ -37,8 +37,11 @@ extern "C" {
     /// Resolves to one value (a string or null) per key, from `user`'s
     /// Durable Object in the `SESSIONS` namespace.
     #[wasm_bindgen(js_name = objectRead, catch)]
-    pub fn object_read(namespace: &JsValue, user: &str, keys: Vec<String>)
-        -> Result<Promise, JsValue>;
+    pub fn object_read(
+        namespace: &JsValue,
+        user: &str,
+        keys: Vec<String>,
+    ) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(js_name = objectWrite, catch)]
     pub fn object_write(
@@ -49,10 +52,14 @@ extern "C" {
         expires_at: Option<f64>,
     ) -> Result<Promise, JsValue>;
 
-    /// Resolves to the object's answer to a spend request (JSON text).
+    /// Resolves to the object's outcome of a spend request
+    /// ([`crate::refresh::SpendRequest::to_fields`]), as text.
     #[wasm_bindgen(js_name = objectSpend, catch)]
-    pub fn object_spend(namespace: &JsValue, user: &str, request: &str)
-        -> Result<Promise, JsValue>;
+    pub fn object_spend(
+        namespace: &JsValue,
+        user: &str,
+        request: Vec<String>,
+    ) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(js_name = verifySignature, catch)]
     pub fn verify_signature(

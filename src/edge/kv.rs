@@ -118,12 +118,11 @@ impl RevocationStore for KvRevocations {
     ) -> Result<SpendOutcome, StoreError> {
         let what = "Durable Object spend";
         let objects = self.objects.as_ref().ok_or_else(|| unbound(what))?;
-        let request = serde_json::to_string(request).map_err(|e| StoreError(e.to_string()))?;
         let promise =
-            host::object_spend(objects, user, &request).map_err(|e| failed(what, e))?;
+            host::object_spend(objects, user, request.to_fields()).map_err(|e| failed(what, e))?;
         let answer = wait(promise).await.map_err(|e| failed(what, e))?;
-        let answer = answer.as_string().unwrap_or_default();
-        serde_json::from_str(&answer).map_err(|_| failed(what, "unreadable answer".into()))
+        SpendOutcome::parse(&answer.as_string().unwrap_or_default())
+            .ok_or_else(|| failed(what, "unreadable answer".into()))
     }
 }
 

@@ -86,7 +86,8 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
             std::panic::set_hook(Box::new(|info| {
                 host::error(&format!("tokengate panic: {info}"))
             }));
-            let mut config = Config::from_lookup(|name| setting(env, name)).map_err(|e| e.to_string());
+            let mut config =
+                Config::from_lookup(|name| setting(env, name)).map_err(|e| e.to_string());
             if let Ok(c) = &config {
                 if c.needs_session_objects() && kv::binding(env, kv::OBJECTS_BINDING).is_none() {
                     config = Err(format!(
@@ -242,13 +243,16 @@ impl Call<'_> {
                 self.forward_verified(&target(), verified, store, true, None)
                     .await
             }
-            Decision::ReadRefreshBody => {
+            Decision::Refresh { read_body } => {
                 let content_type = host::header(self.request, "content-type");
-                let body = self.read_body(refresh::MAX_BODY_BYTES).await?;
+                let body = match read_body {
+                    true => Some(self.read_body(refresh::MAX_BODY_BYTES).await?),
+                    false => None,
+                };
                 let verified = gateway
-                    .refresh_with_body(&incoming, content_type.as_deref(), &body, now())
+                    .refresh(&incoming, content_type.as_deref(), body.as_deref(), now())
                     .await?;
-                self.forward_verified(&target(), verified, store, false, Some(body))
+                self.forward_verified(&target(), verified, store, false, body)
                     .await
             }
             Decision::ReadAdminBody(action) => {
@@ -342,9 +346,8 @@ impl Call<'_> {
             host::error(&format!("origin unreachable at {shown}: {}", describe(&e)));
             GateError::OriginUnreachable
         };
-        let promise =
-            host::forward(self.request, target, identity, with_body, buffered_body)
-                .map_err(unreachable)?;
+        let promise = host::forward(self.request, target, identity, with_body, buffered_body)
+            .map_err(unreachable)?;
         let answer = Array::from(&wait(promise).await.map_err(unreachable)?);
         Ok((answer.get(0).unchecked_into(), answer.get(1).as_string()))
     }

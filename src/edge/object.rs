@@ -9,23 +9,27 @@ use wasm_bindgen::JsValue;
 
 use crate::refresh::{self, SpendRequest};
 
-fn request(json: &str) -> Result<SpendRequest, JsValue> {
-    serde_json::from_str(json).map_err(|e| JsValue::from_str(&format!("bad spend request: {e}")))
+fn request(fields: &[String]) -> Result<SpendRequest, JsValue> {
+    SpendRequest::from_fields(fields).ok_or_else(|| JsValue::from_str("unreadable spend request"))
 }
 
 /// The keys a spend reads, in the order [`spend_plan`] takes their values.
 #[wasm_bindgen]
-pub fn spend_keys(request_json: &str) -> Result<Vec<String>, JsValue> {
-    Ok(request(request_json)?.keys())
+pub fn spend_keys(request_fields: Vec<String>) -> Result<Vec<String>, JsValue> {
+    Ok(request(&request_fields)?.keys())
 }
 
-/// The plan for a spend: `{"outcome":{...},"writes":[{key,value,expires_at}]}`.
-/// `values` are strings or null, one per [`spend_keys`] key; `now` is the
-/// object's clock in Unix seconds.
+/// The plan for a spend ([`refresh::Plan::to_fields`]): the outcome, then
+/// key, value and expiry of each write. `values` are strings or null, one
+/// per [`spend_keys`] key; `now` is the object's clock in Unix seconds.
 #[wasm_bindgen]
-pub fn spend_plan(request_json: &str, values: Vec<JsValue>, now: f64) -> Result<String, JsValue> {
-    let request = request(request_json)?;
+pub fn spend_plan(
+    request_fields: Vec<String>,
+    values: Vec<JsValue>,
+    now: f64,
+) -> Result<Vec<String>, JsValue> {
+    let request = request(&request_fields)?;
     let values = values.iter().map(JsValue::as_string).collect();
     let plan = refresh::plan(&request, values, now).map_err(|e| JsValue::from_str(e.code()))?;
-    serde_json::to_string(&plan).map_err(|e| JsValue::from_str(&e.to_string()))
+    Ok(plan.to_fields())
 }
