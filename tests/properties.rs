@@ -30,7 +30,7 @@ use tokengate::keyring::{Fetched, JwksFetcher, Keyring};
 use tokengate::keys::{Algorithm, SignatureVerifier, VerifyKey};
 use tokengate::revocation::MAX_ENTRY_SECONDS;
 use tokengate::routes::{
-    loosely, route, route_with_backchannel, PathPattern, Route, ADMIN_INTROSPECT_PATH,
+    loosely, route, route_with_backchannel, LoosePath, PathPattern, Route, ADMIN_INTROSPECT_PATH,
     ADMIN_REVOKE_PATH, LOGOUT_ALL_PATH, LOGOUT_PATH,
 };
 use tokengate::token::{self, extract};
@@ -962,6 +962,27 @@ proptest! {
         // The four fixed routes win if the configured path is one of them.
         let fixed = GATEWAY[..4].iter().find(|(r, _)| loose_matches(&loosely(&sent), r));
         prop_assert_eq!(got, fixed.map_or(Route::PasswordChange, |(_, r)| *r), "{:?}", sent);
+    }
+
+    /// Every spelling an origin would route to a path under `STRICT_PATHS`
+    /// (case, escapes, `\\`, `;params`, dot-segment detours, extra slashes,
+    /// a format suffix) is strict: a miss would skip the object's check.
+    #[test]
+    fn spellings_of_a_strict_path_are_strict(sent in spelled("/account/keys/rotate")) {
+        let strict = [PathPattern::parse("/account/*").unwrap()];
+        prop_assert!(LoosePath::new(&sent).is_strict(&strict), "{:?}", sent);
+        let exact = [PathPattern::parse("/Account/Keys/Rotate").unwrap()];
+        if !sent.contains(['.', ';']) && !sent.ends_with('/') {
+            prop_assert!(LoosePath::new(&sent).is_strict(&exact), "{:?}", sent);
+        }
+    }
+
+    /// The refresh route is reached in every spelling, as the fixed routes are.
+    #[test]
+    fn spellings_of_the_refresh_route_reach_it(sent in spelled("/oauth/token")) {
+        let config = hmac_config(&[("REFRESH_PATH", "/OAuth/Token")]);
+        let refresh = config.refresh.as_ref().unwrap();
+        prop_assert!(LoosePath::new(&sent).reaches(&refresh.path), "{:?}", sent);
     }
 
     /// The loose form's shape: it never has `//`, `;`, upper-case ASCII, or
