@@ -6,10 +6,20 @@
 // web application that shows what the gateway does with sessions:
 //
 //   /demo             public: this overview and the dev-token form (/demo/mint)
-//   /demo/signin      public: user name + password; mints a token with a fresh
-//                     `sid` and sets it as the TOKEN_COOKIE cookie
+//   /demo/signin      public: user name + password; mints an access token
+//                     with a fresh `sid` (TOKEN_COOKIE cookie) and a refresh
+//                     token of the same `sid` (REFRESH_COOKIE cookie, sent
+//                     only to REFRESH_PATH)
 //   /app              protected: who you are, which token and session you hold
 //   /app/whoami       protected: the same as JSON
+//   /app/account      protected, and a STRICT_PATHS path: the gateway also
+//                     checks it against the user's Durable Object
+//   /auth/refresh     POST, reached only after the gateway spent the refresh
+//                     token (REFRESH_PATH): a new access token and a new
+//                     refresh token of the same session
+//   /app/refresh-replay protected POST: plays a thief who copied the previous
+//                     (spent) refresh token and presents it to the gateway,
+//                     which revokes the whole session (refresh_token_reused)
 //   /app/password     protected POST: changes the password and answers with
 //                     `Tokengate-Revoke: user` (every token of the user)
 //   /app/idp-logout   protected POST: plays the identity provider and sends an
@@ -28,16 +38,25 @@ import { SignJWT } from "jose";
 // A real application never exposes its token to JavaScript like this.
 const LAST_TOKEN_COOKIE = "tg_demo_last_token";
 const SIGN_IN_TTL_SECONDS = 3600;
+// Refresh tokens live longer than access tokens; each is spent once.
+const REFRESH_TTL_SECONDS = 86400;
+// Sessions whose refresh tokens the origin remembers (oldest forgotten first).
+const MAX_REMEMBERED_SESSIONS = 10000;
 
 /**
  * Starts the origin. Every request is recorded in `received`.
  *
- * - `mint` ({ secret, issuer, audience, cookie }) enables /demo/mint and the
- *   web application (sign-in, /app, password change, back-channel logout).
+ * - `mint` ({ secret, issuer, audience, cookie, refreshCookie, refreshPath,
+ *   refreshTyp }) enables /demo/mint and the web application (sign-in, /app,
+ *   refresh, password change, back-channel logout). `cookie` is the gateway's
+ *   TOKEN_COOKIE; `refreshCookie`, `refreshPath` and `refreshTyp` its
+ *   REFRESH_COOKIE, REFRESH_PATH and REFRESH_TYP (defaults "tg_refresh",
+ *   "/auth/refresh", "refresh+jwt").
  * - `backchannel` ({ path, audience }): the gateway's BACKCHANNEL_LOGOUT_PATH
  *   and BACKCHANNEL_LOGOUT_AUDIENCE, for /app/idp-logout.
  * - `gatewayUrl`: where the origin reaches the gateway (for the back-channel
- *   call); may also be set later with `setGatewayUrl`.
+ *   call and the refresh-token replay); may also be set later with
+ *   `setGatewayUrl`.
  *
  * A request header `x-origin-status: NNN` makes the echo answer NNN,
  * so tests can play an origin that refuses (say) a password change.
@@ -95,14 +114,57 @@ function redirect(res, location, headers = {}) {
 
 function createApp({ mint, backchannel, gatewayUrl }) {
   const key = new TextEncoder().encode(mint.secret);
+  const refresh = {
+    cookie: mint.refreshCookie ?? "tg_refresh",
+    path: mint.refreshPath ?? "/auth/refresh",
+    typ: mint.refreshTyp ?? "refresh+jwt",
+  };
   // Demo users live in memory: the first sign-in with a name sets its password.
   const users = new Map();
   const hash = (password, salt = randomBytes(16)) => ({ salt, digest: scryptSync(password, salt, 32) });
   const passwordMatches = (user, password) => timingSafeEqual(hash(password, user.salt).digest, user.digest);
+  // The refresh tokens issued per session (sid -> { sub, latest, previous },
+  // each { jti, token }): `latest` is the one the browser holds, `previous`
+  // the one it spent to get it, kept so /app can offer to replay it.
+  const sessions = new Map();
 
   const tokenCookie = (value, maxAge) =>
     `${mint.cookie}=${value}; Max-Age=${maxAge}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+  // Scoped to the refresh route: the refresh token is never sent anywhere else.
+  const refreshCookie = (value, maxAge) =>
+    `${refresh.cookie}=${value}; Max-Age=${maxAge}; Path=${refresh.path}; Secure; HttpOnly; SameSite=Strict`;
   const lastTokenCookie = (value) => `${LAST_TOKEN_COOKIE}=${value}; Max-Age=86400; Path=/demo; Secure; SameSite=Lax`;
+
+  /** An access token and a refresh token for session `sid`, as cookies. */
+  async function issue(sub, sid) {
+    const now = Date.now() / 1000;
+    const jwt = (typ, jti, ttl) =>
+      new SignJWT({ sid })
+        .setProtectedHeader({ alg: "HS256", typ })
+        .setSubject(sub)
+        .setIssuer(mint.issuer)
+        .setAudience(mint.audience)
+        .setJti(jti)
+        // Fractional iat: ordered exactly against cut-offs made in the same second.
+        .setIssuedAt(now)
+        .setExpirationTime(Math.floor(now) + ttl)
+        .sign(key);
+    const access = await jwt("JWT", randomUUID(), SIGN_IN_TTL_SECONDS);
+    const latest = { jti: randomUUID() };
+    latest.token = await jwt(refresh.typ, latest.jti, REFRESH_TTL_SECONDS);
+    return {
+      latest,
+      cookies: [tokenCookie(access, SIGN_IN_TTL_SECONDS), refreshCookie(latest.token, REFRESH_TTL_SECONDS), lastTokenCookie(access)],
+    };
+  }
+
+  function remember(sid, sub, latest, previous) {
+    sessions.delete(sid);
+    sessions.set(sid, { sub, latest, previous });
+    while (sessions.size > MAX_REMEMBERED_SESSIONS) sessions.delete(sessions.keys().next().value);
+  }
+
+  const appView = (identity, error = "") => appPage(identity, backchannel, refresh, sessions.get(identity.claims.sid), error);
 
   async function signIn(res, form) {
     const name = (form.get("user") ?? "").trim();
@@ -115,32 +177,68 @@ function createApp({ mint, backchannel, gatewayUrl }) {
     else if (!passwordMatches(user, password)) {
       return send(res, 401, HTML, signInPage(`Wrong password for ${name}.`, name));
     }
-    const now = Date.now() / 1000;
-    const token = await new SignJWT({ sid: randomBytes(12).toString("base64url") })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setSubject(name)
-      .setIssuer(mint.issuer)
-      .setAudience(mint.audience)
-      .setJti(randomUUID())
-      // Fractional iat: ordered exactly against cut-offs made in the same second.
-      .setIssuedAt(now)
-      .setExpirationTime(Math.floor(now) + SIGN_IN_TTL_SECONDS)
-      .sign(key);
-    redirect(res, "/app", { "set-cookie": [tokenCookie(token, SIGN_IN_TTL_SECONDS), lastTokenCookie(token)] });
+    const sid = randomBytes(12).toString("base64url");
+    const { latest, cookies } = await issue(name, sid);
+    remember(sid, name, latest, null);
+    redirect(res, "/app", { "set-cookie": cookies });
+  }
+
+  // REFRESH_PATH: the gateway verified the refresh token (typ, signature,
+  // iss, aud, exp, not revoked) and spent it in the user's Durable Object
+  // before forwarding; the identity headers are the refresh token's. The
+  // origin checks the token is one it issued for that session, so that this
+  // route never extends an access token if the gateway's REFRESH_PATH were
+  // unset (then an access token would reach it as on any protected path).
+  async function rotate(res, identity) {
+    const sid = identity.claims.sid;
+    const known = sid === undefined ? undefined : sessions.get(sid);
+    const presented = [known?.latest, known?.previous].find((t) => t?.jti === identity.tokenId);
+    if (!known || known.sub !== identity.sub || !presented) {
+      return send(res, 403, "application/json", JSON.stringify({
+        error: "unknown_refresh_token",
+        error_description: "this origin did not issue that refresh token for that session (or it restarted since)",
+      }) + "\n");
+    }
+    const { latest, cookies } = await issue(identity.sub, sid);
+    remember(sid, identity.sub, latest, presented);
+    redirect(res, "/app", { "set-cookie": cookies });
+  }
+
+  // Plays a thief who copied this session's previous refresh token (already
+  // spent by the refresh that replaced it) and presents it to the gateway's
+  // REFRESH_PATH in the refresh cookie, as a browser would.
+  async function replayRefresh(res, identity) {
+    const known = sessions.get(identity.claims.sid);
+    if (!gatewayUrl) return send(res, 501, HTML, appView(identity, "The demo origin was started without a gateway URL."));
+    if (!known?.previous) return send(res, 409, HTML, appView(identity, "No previous refresh token yet: refresh the access token first."));
+    const target = new URL(refresh.path, gatewayUrl).href;
+    let answer;
+    try {
+      const response = await fetch(target, {
+        method: "POST",
+        headers: { cookie: `${refresh.cookie}=${known.previous.token}` },
+        redirect: "manual",
+        signal: AbortSignal.timeout(5000),
+      });
+      answer = { status: response.status, body: await response.text() };
+    } catch (error) {
+      answer = { status: 0, body: String(error) };
+    }
+    send(res, 200, HTML, refreshReplayPage(target, refresh.cookie, identity, known.previous, answer));
   }
 
   async function changePassword(res, identity, form) {
     const user = users.get(identity.sub);
     const next = form.get("new") ?? "";
     if (!user || !passwordMatches(user, form.get("current") ?? "")) {
-      return send(res, 403, HTML, appPage(identity, backchannel, "The current password is wrong; nothing changed."));
+      return send(res, 403, HTML, appView(identity, "The current password is wrong; nothing changed."));
     }
-    if (next.length === 0) return send(res, 400, HTML, appPage(identity, backchannel, "Enter a new password."));
+    if (next.length === 0) return send(res, 400, HTML, appView(identity, "Enter a new password."));
     users.set(identity.sub, hash(next));
     // The gateway revokes every token of this user before passing this on.
     redirect(res, "/demo/signed-out?reason=password", {
       "tokengate-revoke": "user",
-      "set-cookie": tokenCookie("", 0),
+      "set-cookie": [tokenCookie("", 0), refreshCookie("", 0)],
     });
   }
 
@@ -148,7 +246,7 @@ function createApp({ mint, backchannel, gatewayUrl }) {
   // Logout 1.0, section 2.4) for this session, POSTed to the gateway.
   async function idpLogout(res, identity) {
     if (!backchannel?.path || !gatewayUrl) {
-      return send(res, 501, HTML, appPage(identity, backchannel, "The demo origin was started without a gateway URL or BACKCHANNEL_LOGOUT_PATH."));
+      return send(res, 501, HTML, appView(identity, "The demo origin was started without a gateway URL or BACKCHANNEL_LOGOUT_PATH."));
     }
     const now = Math.floor(Date.now() / 1000);
     const claims = {
@@ -190,16 +288,29 @@ function createApp({ mint, backchannel, gatewayUrl }) {
       if (route === "POST /demo/signin") return await signIn(res, new URLSearchParams(record.body)), true;
       if (route === "GET /demo/signed-out") return send(res, 200, HTML, signedOutPage(url.searchParams.get("reason"))), true;
       if (route === "GET /favicon.ico") return send(res, 204, "image/x-icon", ""), true;
-      if (url.pathname !== "/app" && !url.pathname.startsWith("/app/")) return false;
+      const refreshRoute = url.pathname === refresh.path;
+      if (!refreshRoute && url.pathname !== "/app" && !url.pathname.startsWith("/app/")) return false;
 
       const identity = identityOf(req.headers);
       if (!identity) {
         send(res, 401, HTML, page("Not through the gateway", `<h1>No identity</h1>
 <p>This request carries no <code>X-Auth-Subject</code>: it did not come through Tokengate, or
-<code>/app</code> is listed in <code>PUBLIC_PATHS</code>.</p>`));
+<code>${escape(url.pathname)}</code> is listed in <code>PUBLIC_PATHS</code>.</p>`));
         return true;
       }
-      if (route === "GET /app" || route === "GET /app/") send(res, 200, HTML, appPage(identity, backchannel));
+      if (refreshRoute) {
+        if (req.method === "POST") await rotate(res, identity);
+        // The gateway spends a refresh token on any method: this one is gone,
+        // and presenting it again counts as a reuse.
+        else send(res, 405, "application/json", JSON.stringify({
+          error: "method_not_allowed",
+          error_description: `POST only; the gateway has spent the refresh token ${identity.tokenId} all the same`,
+        }) + "\n", { allow: "POST" });
+        return true;
+      }
+      if (route === "GET /app" || route === "GET /app/") send(res, 200, HTML, appView(identity));
+      else if (route === "GET /app/account") send(res, 200, HTML, accountPage(identity));
+      else if (route === "POST /app/refresh-replay") await replayRefresh(res, identity);
       else if (route === "GET /app/whoami") {
         const { sub, tokenId, issuer, claims } = identity;
         send(res, 200, "application/json", JSON.stringify({ sub, token_id: tokenId, issuer, sid: claims.sid ?? null }, null, 2));
@@ -303,13 +414,16 @@ ${error ? `<p class="bad" role="alert">${escape(error)}</p>` : ""}
   <p class="row"><button type="submit">Sign in</button></p>
 </form>
 <p class="note">Demo users live in the origin's memory: the first sign-in with a name sets its password.
-Each sign-in starts a new session: the token gets a fresh <code>sid</code> and goes into an HttpOnly cookie.</p>`);
+Each sign-in starts a new session: the access token gets a fresh <code>sid</code> and goes into an HttpOnly cookie,
+and a refresh token of the same session into another, sent only to the refresh route.</p>`);
 }
 
-function appPage(identity, backchannel, error = "") {
+const time = (seconds) => (typeof seconds === "number" ? new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z") : "none");
+
+/** `refresh`: the gateway's refresh settings; `known`: this session's refresh tokens, if the origin issued any. */
+function appPage(identity, backchannel, refresh, known, error = "") {
   const { sub, tokenId, issuer, claims } = identity;
-  const time = (seconds) => (typeof seconds === "number" ? new Date(seconds * 1000).toISOString().replace(".000", "") : "none");
-  return page("Your account", `<h1>Signed in as <span id="subject">${escape(sub)}</span></h1>
+  return page("Signed in", `<h1>Signed in as <span id="subject">${escape(sub)}</span></h1>
 ${error ? `<p class="bad" role="alert">${escape(error)}</p>` : ""}
 <div class="card"><dl>
   <dt>Subject</dt><dd>${escape(sub)}</dd>
@@ -320,7 +434,24 @@ ${error ? `<p class="bad" role="alert">${escape(error)}</p>` : ""}
   <dt>Expires</dt><dd>${time(claims.exp)}</dd>
 </dl>
 <p class="note">From the headers Tokengate added after verifying your token: <code>X-Auth-Subject</code>,
-<code>X-Auth-Token-Id</code>, and <code>sid</code> from <code>X-Auth-Claims</code>.</p></div>
+<code>X-Auth-Token-Id</code>, and <code>sid</code> from <code>X-Auth-Claims</code>.</p>
+<p class="row"><a href="/app/account" id="account-link">Your account</a> <span class="note">(a strict path: checked against your user's Durable Object too)</span></p></div>
+
+<h2>Refresh token</h2>
+<div class="card">
+<dl>
+  <dt>Refresh token</dt><dd id="refresh-id">${escape(known?.latest.jti ?? "none known to this origin")}</dd>
+  <dt>Previous (spent)</dt><dd id="previous-refresh-id">${escape(known?.previous?.jti ?? "none yet")}</dd>
+</dl>
+<div class="row" style="margin-top:.75rem">
+  <form method="post" action="${escape(refresh.path)}"><button id="refresh">Refresh the access token</button></form>
+  <form method="post" action="/app/refresh-replay"><button id="replay-refresh" class="secondary"${known?.previous ? "" : " disabled"}>Replay the previous refresh token (a thief)</button></form>
+</div>
+<p class="note">The refresh token (<code>typ: ${escape(refresh.typ)}</code>, same <code>sid</code>) lives in the
+<code>${escape(refresh.cookie)}</code> cookie, <code>Path=${escape(refresh.path)}</code>: the browser sends it to that route only.
+The gateway spends it once, in your user's Durable Object, before the origin mints a new pair.
+Presenting a spent one again is a theft: the gateway answers <code>refresh_token_reused</code> and ends the whole session.</p>
+</div>
 
 <h2>Sign out</h2>
 <div class="row">
@@ -353,6 +484,33 @@ for (const form of document.querySelectorAll("form[data-reason]")) {
     location.href = "/demo/signed-out?reason=" + form.dataset.reason;
   });
 }`);
+}
+
+function accountPage(identity) {
+  const { sub, tokenId, claims } = identity;
+  return page("Your account", `<h1>Account of <span id="account-subject">${escape(sub)}</span></h1>
+<div class="card"><dl>
+  <dt>User</dt><dd>${escape(sub)}</dd>
+  <dt>Session</dt><dd id="account-session">${escape(claims.sid ?? "none (token without sid)")}</dd>
+  <dt>Token</dt><dd>${escape(tokenId)}</dd>
+  <dt>Expires</dt><dd>${time(claims.exp)}</dd>
+</dl>
+<p class="note" id="strict-note">This page is under <code>STRICT_PATHS</code>: on every request the gateway checks your
+token against your user's Durable Object as well as KV, so a sign-out anywhere in the world is seen here at once.</p></div>
+<p><a href="/app">Back to /app</a></p>`);
+}
+
+function refreshReplayPage(target, cookie, identity, previous, answer) {
+  const reused = answer.status === 401 && answer.body.includes("refresh_token_reused");
+  return page("Refresh token replayed", `<h1>A thief replayed your previous refresh token</h1>
+<p>The demo origin sent this session's previous refresh token <code>${escape(previous.jti)}</code>, spent already, to
+<code>POST ${escape(target)}</code> in the <code>${escape(cookie)}</code> cookie. The gateway answered:</p>
+<pre id="refresh-replay-answer" class="${answer.status >= 200 && answer.status < 300 ? "good" : "bad"}">${escape(answer.status)}\n${escape(answer.body)}</pre>
+<p>${reused
+    ? `The gateway saw a spent refresh token again and revoked its whole family: session <code>${escape(identity.claims.sid)}</code>.
+Your access token and your newer refresh token are refused from now on; ${escape(identity.sub)}'s other sessions are untouched.`
+    : "The gateway did not report a reuse."}</p>
+<p class="row"><a href="/app">Open /app again</a> · <a href="/app/account">Open /app/account</a> · <a href="/demo/signin">Sign in again</a></p>`);
 }
 
 function idpLogoutPage(target, claims, answer) {
@@ -453,6 +611,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       issuer: process.env.JWT_ISSUER,
       audience: process.env.JWT_AUDIENCE,
       cookie: process.env.TOKEN_COOKIE ?? "tg_token",
+      refreshCookie: process.env.REFRESH_COOKIE ?? "tg_refresh",
+      refreshPath: process.env.REFRESH_PATH ?? "/auth/refresh",
+      refreshTyp: process.env.REFRESH_TYP ?? "refresh+jwt",
     },
     backchannel: { path: process.env.BACKCHANNEL_LOGOUT_PATH, audience: process.env.BACKCHANNEL_LOGOUT_AUDIENCE },
     gatewayUrl: process.env.GATEWAY_URL ?? "http://127.0.0.1:8787",

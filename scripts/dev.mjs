@@ -1,6 +1,7 @@
 // `npm run dev`: Tokengate under `wrangler dev` (local KV) in front of the
 // demo origin. Open http://127.0.0.1:8787/demo/signin: sign in, then sign out,
-// change the password or send a back-channel logout, and replay the old token.
+// change the password or send a back-channel logout, and replay the old token;
+// or refresh the access token and replay the spent refresh token.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -30,7 +31,16 @@ const gatewayUrl = `http://127.0.0.1:${GATEWAY_PORT}`;
 
 const origin = await startOrigin({
   port: originPort,
-  mint: { secret: devVars.JWT_SECRET, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, cookie: vars.TOKEN_COOKIE },
+  mint: {
+    secret: devVars.JWT_SECRET,
+    issuer: vars.JWT_ISSUER,
+    audience: vars.JWT_AUDIENCE,
+    cookie: vars.TOKEN_COOKIE,
+    // Refresh tokens: the cookie and route the gateway reads them from.
+    refreshCookie: vars.REFRESH_COOKIE,
+    refreshPath: vars.REFRESH_PATH,
+    refreshTyp: vars.REFRESH_TYP,
+  },
   // The origin doubles as the identity provider: its back-channel logouts go
   // to the gateway.
   backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },

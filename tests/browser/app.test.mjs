@@ -1,7 +1,8 @@
 // The demo web application in a real browser (Debian's Chromium driven by
 // playwright-core) behind the release build of Tokengate in Miniflare:
 // sessions, password change with `Tokengate-Revoke: user`, OpenID Connect
-// back-channel logout, and an old token replayed after sign-out.
+// back-channel logout, an old token replayed after sign-out, a strict path,
+// and refresh-token rotation with a spent refresh token replayed.
 //
 //   bash scripts/build.sh && node --test --test-concurrency=1 'tests/browser/*.test.mjs'
 //
@@ -167,6 +168,74 @@ test("back-channel logout of one session signs out that browser only", async () 
 
   await a.page.goto(`${gateway.url}/demo/signed-out?reason=backchannel`);
   assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
+  await a.context.close();
+  await b.context.close();
+});
+
+/** Every cookie the browser holds, by name, whatever its Path (one host only). */
+async function cookiesOf(context) {
+  return Object.fromEntries((await context.cookies()).map((c) => [c.name, c]));
+}
+
+test("refresh rotates both tokens; replaying the spent refresh token ends the session (refresh_token_reused)", async () => {
+  const { TOKEN_COOKIE: access, REFRESH_COOKIE: refresh, REFRESH_PATH: refreshPath } = gateway.vars;
+  const a = await signIn("frank", "pw");
+  const b = await signIn("frank", "pw");
+
+  // The strict path, checked against the user's Durable Object too.
+  const account = await a.page.goto(`${gateway.url}/app/account`);
+  assert.equal(account.status(), 200);
+  assert.equal(await a.page.textContent("#account-subject"), "frank");
+  assert.equal(await a.page.textContent("#account-session"), a.sid);
+  assert.match(await a.page.textContent("#strict-note"), /Durable Object/);
+
+  // The refresh token: its own cookie, sent to the refresh route only.
+  await openApp(a.page);
+  assert.equal(await a.page.isDisabled("#replay-refresh"), true, "nothing spent yet, nothing to replay");
+  const before = await cookiesOf(a.context);
+  assert.ok(before[access] && before[refresh], `both cookies are set: ${Object.keys(before)}`);
+  assert.deepEqual(
+    [before[refresh].path, before[refresh].secure, before[refresh].httpOnly, before[refresh].sameSite],
+    [refreshPath, true, true, "Strict"],
+  );
+  const claims = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url"));
+  const header = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[0], "base64url"));
+  assert.equal(header(before[refresh].value).typ, gateway.vars.REFRESH_TYP);
+  assert.equal(claims(before[refresh].value).sid, a.sid);
+
+  // Refresh: back on /app, same session, a new access token and refresh token.
+  await Promise.all([a.page.waitForURL(`${gateway.url}/app`), a.page.click("#refresh")]);
+  const refreshed = await whoIsSignedIn(a.page);
+  assert.equal(refreshed.subject, "frank");
+  assert.equal(refreshed.sid, a.sid, "the same session");
+  assert.notEqual(refreshed.tokenId, a.tokenId, "a new access token");
+  const after = await cookiesOf(a.context);
+  assert.notEqual(after[access].value, before[access].value, "the access token cookie changed");
+  assert.notEqual(after[refresh].value, before[refresh].value, "the refresh token rotated");
+  assert.equal(await a.page.textContent("#previous-refresh-id"), claims(before[refresh].value).jti);
+  assert.equal((await a.page.goto(`${gateway.url}/app/account`)).status(), 200, "the new access token passes the strict path");
+
+  // A thief presents the spent refresh token: the gateway revokes the session.
+  await openApp(a.page);
+  await Promise.all([a.page.waitForURL(`${gateway.url}/app/refresh-replay`), a.page.click("#replay-refresh")]);
+  const answer = await a.page.textContent("#refresh-replay-answer");
+  assert.match(answer, /^401\b[^]*refresh_token_reused/, answer);
+  await shot(a.page, "refresh-reuse");
+
+  // The whole session is gone: its access token, on both kinds of path, and
+  // its newest refresh token (never spent) too.
+  assertRevoked(await openApp(a.page), "the access token of the reused session");
+  const strict = await a.page.goto(`${gateway.url}/app/account`);
+  assertRevoked({ status: strict.status(), text: await a.page.textContent("body") }, "the strict path");
+  const again = await a.page.evaluate(async (path) => {
+    const response = await fetch(path, { method: "POST" });
+    return { status: response.status, text: await response.text() };
+  }, refreshPath);
+  assertRevoked(again, "the session's newest refresh token");
+
+  // The user's other session is untouched.
+  assert.equal((await openApp(b.page)).status, 200);
+  assert.equal((await whoIsSignedIn(b.page)).sid, b.sid);
   await a.context.close();
   await b.context.close();
 });

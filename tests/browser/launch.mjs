@@ -1,8 +1,9 @@
 // Starts what a browser needs: the release build (build/index.js + wasm) in
-// Miniflare on a real 127.0.0.1 port, with wrangler.toml's vars and KV, in
-// front of the demo origin running its web application. The origin knows the
-// gateway's URL, so its identity-provider button can send back-channel
-// logouts to it. (The shared e2e harness serves through dispatchFetch only.)
+// Miniflare on a real 127.0.0.1 port, with wrangler.toml's vars, KV and
+// Durable Objects, in front of the demo origin running its web application.
+// The origin knows the gateway's URL, so its identity-provider button can
+// send back-channel logouts to it, and its thief button can replay a spent
+// refresh token. (The shared e2e harness serves through dispatchFetch only.)
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { existsSync } from "node:fs";
@@ -21,7 +22,15 @@ export async function startGateway() {
   const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
   const vars = fromWrangler.bindings;
   const origin = await startOrigin({
-    mint: { secret: SECRET, issuer: vars.JWT_ISSUER, audience: vars.JWT_AUDIENCE, cookie: vars.TOKEN_COOKIE },
+    mint: {
+      secret: SECRET,
+      issuer: vars.JWT_ISSUER,
+      audience: vars.JWT_AUDIENCE,
+      cookie: vars.TOKEN_COOKIE,
+      refreshCookie: vars.REFRESH_COOKIE,
+      refreshPath: vars.REFRESH_PATH,
+      refreshTyp: vars.REFRESH_TYP,
+    },
     backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },
   });
   const mf = new Miniflare(convertV4MiniflareOptions({
@@ -37,6 +46,9 @@ export async function startGateway() {
       compatibilityFlags: fromWrangler.compatibilityFlags,
       bindings: { ...vars, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN },
       kvNamespaces: fromWrangler.kvNamespaces,
+      // SESSIONS, the per-user Durable Objects (refresh tokens, strict paths):
+      // without it the gateway answers 500 misconfigured.
+      durableObjects: fromWrangler.durableObjects,
     }],
   }));
   const url = (await mf.ready).origin;
