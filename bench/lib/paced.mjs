@@ -4,14 +4,17 @@
 // cannot slow the generator down.
 //
 //   node bench/lib/paced.mjs '<json>'   {url, tokens, rate, seconds, connections, warmSeconds}
+//   (or tokensFile: a JSON array of tokens in a file, for pools too large for one argument)
 // Prints one JSON line: {sent, ok, failed, statuses, latencyMs: {p50, p90, p99, max},
 //   lagMs: {p50, p99, max}} where latency runs from the moment the request was written
 // and lag is how late the send was against its schedule (timer granularity ~1 ms; a
 // large lag would mean the generator could not keep up).
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 
-const { url, tokens, rate, seconds, connections = 64, warmSeconds = 0.5, headers: extra = {} } = JSON.parse(process.argv[2]);
+const { url, tokens: inline, tokensFile, rate, seconds, connections = 64, warmSeconds = 0.5, headers: extra = {} } = JSON.parse(process.argv[2]);
+const tokens = tokensFile ? JSON.parse(readFileSync(tokensFile, "utf8")) : inline;
 const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 
