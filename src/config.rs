@@ -67,6 +67,9 @@ pub struct Config {
 pub struct RefreshConfig {
     /// In loose form (`routes::loosely`), like the other gateway routes.
     pub path: String,
+    /// `REFRESH_PATH` as written: the `Path` the refresh cookie is cleared
+    /// with on logout (an issuer scopes it to the refresh route).
+    pub cookie_path: String,
     /// `REFRESH_COOKIE`: the cookie the refresh token is read from first.
     pub cookie: Option<String>,
     /// `REFRESH_TYP`: tokens of this `typ` are refresh tokens, accepted on
@@ -192,6 +195,7 @@ fn refresh_config(
     };
     Ok(Some(RefreshConfig {
         path: loose,
+        cookie_path: path.to_owned(),
         cookie: cookie_name(get, "REFRESH_COOKIE")?,
         typ: get("REFRESH_TYP").map(|t| t.trim().to_owned()),
         reuse_grace_seconds,

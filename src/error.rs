@@ -185,7 +185,7 @@ impl GateError {
             MethodNotAllowed => "this route only accepts POST",
             LogoutTokenInvalid(why) | ClaimsMissing(why) | UserRequired(why) => why,
             RefreshTokenReused => {
-                "the refresh token was already used; its sessions have been revoked, sign in again"
+                "the refresh token was already used, so it was stolen or replayed: its session has been revoked, sign in again"
             }
         }
     }

@@ -211,12 +211,16 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         }
     }
 
-    /// `REFRESH_PATH`: the body is needed (to find the refresh token) on a
-    /// POST that does not carry it in `REFRESH_COOKIE`.
+    /// `REFRESH_PATH`, `POST` only: the body is needed (to find the refresh
+    /// token) when the request does not carry it in `REFRESH_COOKIE`.
     fn refresh_route(&self, req: &Incoming<'_>) -> Result<Decision, Refusal> {
+        // A GET (a prefetch, a typed URL) must not spend the token: the
+        // client would never see the new one, and its next refresh would
+        // look like a replay.
+        require_post(req.method)?;
         let in_cookie = refresh::from_cookie(req.cookie, self.refresh_cookie())?.is_some();
         Ok(Decision::Refresh {
-            read_body: req.method == "POST" && !in_cookie,
+            read_body: !in_cookie,
         })
     }
 
@@ -353,9 +357,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 revoked_before: None,
             },
         );
-        if let Some(cookie) = self.clear_cookie_header() {
-            reply.headers.push(("Set-Cookie".into(), cookie));
-        }
+        reply.headers.extend(self.clear_cookie_headers());
         Ok(reply)
     }
 
@@ -408,9 +410,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 revoked_before: Some(cut_off),
             },
         );
-        if let Some(cookie) = self.clear_cookie_header() {
-            reply.headers.push(("Set-Cookie".into(), cookie));
-        }
+        reply.headers.extend(self.clear_cookie_headers());
         Ok(reply)
     }
 
@@ -510,18 +510,35 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         }
     }
 
-    fn clear_cookie_header(&self) -> Option<String> {
-        let name = self.config.token_cookie.as_deref()?;
-        let mut cookie = format!(
-            "{name}=; Max-Age=0; Path={}; Secure; HttpOnly; SameSite=Lax",
-            self.config.token_cookie_path
-        );
-        if let Some(domain) = &self.config.token_cookie_domain {
-            cookie.push_str("; Domain=");
-            cookie.push_str(domain);
-        }
-        Some(cookie)
+    /// `Set-Cookie` headers clearing the token cookie and the refresh
+    /// cookie (a revoked refresh token is useless, but should not linger).
+    fn clear_cookie_headers(&self) -> Vec<(String, String)> {
+        let config = self.config;
+        let domain = config.token_cookie_domain.as_deref();
+        let token = config
+            .token_cookie
+            .as_deref()
+            .map(|name| clearing(name, &config.token_cookie_path, domain));
+        let refresh = config.refresh.as_ref().and_then(|refresh| {
+            let name = refresh.cookie.as_deref()?;
+            Some(clearing(name, &refresh.cookie_path, domain))
+        });
+        token
+            .into_iter()
+            .chain(refresh)
+            .map(|cookie| ("Set-Cookie".to_owned(), cookie))
+            .collect()
     }
+}
+
+/// A `Set-Cookie` value that removes cookie `name` set with this path and domain.
+fn clearing(name: &str, path: &str, domain: Option<&str>) -> String {
+    let mut cookie = format!("{name}=; Max-Age=0; Path={path}; Secure; HttpOnly; SameSite=Lax");
+    if let Some(domain) = domain {
+        cookie.push_str("; Domain=");
+        cookie.push_str(domain);
+    }
+    cookie
 }
 
 /// What a reply of a logout route carries for a listed origin.
@@ -1337,7 +1354,7 @@ mod tests {
         let Decision::Refresh { read_body } = decide(config, store, req) else {
             panic!("not the refresh route");
         };
-        assert_eq!(read_body, req.method == "POST" && req.cookie.is_none());
+        assert_eq!(read_body, req.cookie.is_none());
         let keyring = Keyring::default();
         let verification = Verification::offline(&keyring);
         let gateway = Gateway {
@@ -1399,11 +1416,54 @@ mod tests {
         let access = format!("Bearer {}", alice());
         for path in ["/auth/refresh", "/Auth//Refresh/"] {
             assert_eq!(
-                present(&config, &store, &request("GET", path, Some(&access)), None),
+                present(&config, &store, &request("POST", path, Some(&access)), None),
                 Err("type_invalid".into()),
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_post_spends_a_refresh_token() {
+        let config = refresh_config();
+        let store = MemoryStore::with_user_objects();
+        let cookie = format!("rt={}", refresh_token("r1", "s1"));
+        for method in ["GET", "HEAD", "PUT"] {
+            let req = Incoming {
+                method,
+                ..with_cookie(&cookie)
+            };
+            assert_eq!(
+                refusal(decide(&config, &store, &req)),
+                (405, "method_not_allowed".into())
+            );
+        }
+        assert_eq!(
+            present(&config, &store, &with_cookie(&cookie), None),
+            Ok("r1".into())
+        );
+    }
+
+    #[test]
+    fn logout_clears_the_refresh_cookie_too() {
+        let config = refresh_config();
+        let store = MemoryStore::with_user_objects();
+        let auth = format!("Bearer {}", alice());
+        let reply = reply(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&auth)),
+        ));
+        let cleared: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "Set-Cookie")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(
+            cleared,
+            ["rt=; Max-Age=0; Path=/auth/refresh; Secure; HttpOnly; SameSite=Lax"]
+        );
     }
 
     #[test]

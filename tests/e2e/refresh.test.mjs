@@ -107,8 +107,17 @@ test("the refresh token comes from the cookie, else a form field or JSON member 
 
   response = await h.fetch(REFRESH, { method: "POST", headers: bearer(tokens[2]) });
   assert.equal(response.status, 200, "Authorization when neither cookie nor body names one");
-  assert.deepEqual(await get(REFRESH, tokens[3]), { status: 200 }, "a GET with Authorization");
-  assert.equal(forwardedRefreshes().length, 2);
+  assert.equal(forwardedRefreshes().length, 1);
+  // Only a POST spends: a GET (a prefetch, a typed URL) would spend it for an answer the client never uses.
+  for (const method of ["GET", "HEAD"]) {
+    const refused = await refresh(tokens[3], h.fetch, { method });
+    assert.equal(refused.status, 405, method);
+    assert.equal(refused.headers.get("allow"), "POST");
+    await refused.arrayBuffer();
+  }
+  assert.deepEqual(forwardedRefreshes(), []);
+  assert.deepEqual(await outcome(await refresh(tokens[3])), { status: 200 }, "still unspent");
+  assert.equal(forwardedRefreshes().length, 1);
 
   // The cookie comes first: the body's token is left unspent.
   response = await refresh(tokens[4], h.fetch, { headers: { "content-type": "application/x-www-form-urlencoded" }, body: `refresh_token=${tokens[5]}` });
@@ -135,7 +144,8 @@ test("refresh and access tokens do not cross; a refresh token needs jti and sub"
   assert.deepEqual(await get("/api/x", refreshOnly), { status: 401, error: "type_invalid" }, "a refresh token is no access token");
   assert.deepEqual(await get(STRICT, refreshOnly), { status: 401, error: "type_invalid" });
   assert.deepEqual(await outcome(await refresh(access)), { status: 401, error: "type_invalid" }, "an access token is no refresh token");
-  assert.deepEqual(await get("/Auth//Refresh/", access), { status: 401, error: "type_invalid" }, "the route is matched loosely");
+  const loosely = await h.fetch("/Auth//Refresh/", { method: "POST", headers: bearer(access) });
+  assert.deepEqual(await outcome(loosely), { status: 401, error: "type_invalid" }, "the route is matched loosely");
   for (const missing of [{ jti: undefined }, { sub: undefined }]) {
     const token = await mint({ sub, header: { typ: h.config.REFRESH_TYP }, claims: missing }, h.config);
     assert.deepEqual(await outcome(await refresh(token)), { status: 401, error: "type_invalid" }, JSON.stringify(missing));
@@ -177,6 +187,8 @@ test("every revocation ends refresh tokens: logout, logout-all, password change,
 
   const logout = await h.fetch("/auth/logout", { method: "POST", headers: bearer(await accessToken(sub, sids[0])) });
   assert.equal(logout.status, 200);
+  const cleared = logout.headers.getSetCookie();
+  assert.ok(cleared.includes(`${h.config.REFRESH_COOKIE}=; Max-Age=0; Path=${h.config.REFRESH_PATH}; Secure; HttpOnly; SameSite=Lax`), cleared.join(" | "));
   assert.deepEqual(await outcome(await refresh(rLogout)), { status: 401, error: "token_revoked" }, "logout");
 
   const logoutToken = await new SignJWT({ sid: sids[1], events: { "http://schemas.openid.net/event/backchannel-logout": {} } })

@@ -28,10 +28,11 @@ test("logout revokes the token; reuse gives 401 token_revoked; logout is idempot
   const logout = await h.fetch("/auth/logout", { method: "POST", headers: bearer(token) });
   assert.equal(logout.status, 200);
   assert.equal((await json(logout)).status, "logged_out");
-  assert.equal(
-    logout.headers.get("set-cookie"),
+  // The token cookie, and the refresh cookie with the path it is scoped to.
+  assert.deepEqual(logout.headers.getSetCookie(), [
     `${h.config.TOKEN_COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax`,
-  );
+    `${h.config.REFRESH_COOKIE}=; Max-Age=0; Path=${h.config.REFRESH_PATH}; Secure; HttpOnly; SameSite=Lax`,
+  ]);
 
   h.takeReceived();
   const reuse = await h.fetch("/api/resource", { headers: bearer(token) });
