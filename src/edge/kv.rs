@@ -32,7 +32,8 @@ impl KvRevocations {
     /// `with_objects`: whether the configuration uses the per-user objects
     /// (`REFRESH_PATH` or `STRICT_PATHS`); only then are they written to.
     pub fn from_env(env: &JsValue, with_objects: bool) -> Result<KvRevocations, GateError> {
-        let objects = binding(env, OBJECTS_BINDING).filter(|_| with_objects);
+        // Looked up only when used: each lookup crosses into JS.
+        let objects = with_objects.then(|| binding(env, OBJECTS_BINDING)).flatten();
         match binding(env, BINDING) {
             Some(namespace) => Ok(KvRevocations { namespace, objects }),
             None => {
