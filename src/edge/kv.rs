@@ -33,7 +33,9 @@ impl KvRevocations {
     /// (`REFRESH_PATH` or `STRICT_PATHS`); only then are they written to.
     pub fn from_env(env: &JsValue, with_objects: bool) -> Result<KvRevocations, GateError> {
         // Looked up only when used: each lookup crosses into JS.
-        let objects = with_objects.then(|| binding(env, OBJECTS_BINDING)).flatten();
+        let objects = with_objects
+            .then(|| binding(env, OBJECTS_BINDING))
+            .flatten();
         match binding(env, BINDING) {
             Some(namespace) => Ok(KvRevocations { namespace, objects }),
             None => {
