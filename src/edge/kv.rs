@@ -49,7 +49,7 @@ impl KvRevocations {
 }
 
 fn failed(what: &str, error: JsValue) -> StoreError {
-    host::error(&format!("KV {what} failed: {}", describe(&error)));
+    host::error(&format!("{what} failed: {}", describe(&error)));
     StoreError(what.to_owned())
 }
 
@@ -63,17 +63,17 @@ pub fn describe(error: &JsValue) -> String {
 
 impl RevocationStore for KvRevocations {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
-        let promise =
-            host::kv_get_many(&self.namespace, keys.to_vec()).map_err(|e| failed("bulk get", e))?;
-        let answer = wait(promise).await.map_err(|e| failed("bulk get", e))?;
+        let promise = host::kv_get_many(&self.namespace, keys.to_vec())
+            .map_err(|e| failed("KV bulk get", e))?;
+        let answer = wait(promise).await.map_err(|e| failed("KV bulk get", e))?;
         // The host already checked every value is a string or null.
         Ok(Array::from(&answer).iter().map(|v| v.as_string()).collect())
     }
 
     async fn put(&self, key: &str, value: &str, expires_at: Option<u64>) -> Result<(), StoreError> {
         let promise = host::kv_put(&self.namespace, key, value, expires_at.map(|at| at as f64))
-            .map_err(|e| failed("put", e))?;
-        wait(promise).await.map_err(|e| failed("put", e))?;
+            .map_err(|e| failed("KV put", e))?;
+        wait(promise).await.map_err(|e| failed("KV put", e))?;
         Ok(())
     }
 
