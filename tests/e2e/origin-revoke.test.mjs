@@ -220,3 +220,18 @@ test("the password-change route: the origin's revocation comes on top of the cut
   assert.ok(Number(await h.kv.get(`v1:sub:${sub}`)) > 0, "the password change's cut-off");
   assert.equal(JSON.parse(await h.kv.get(`v1:sid:${sid}`)).by, "origin");
 });
+
+test("an origin-directed revocation reaches the user's Durable Object before the response goes on", async () => {
+  const sub = freshUser();
+  const sid = freshSid();
+  const token = await mint({ sub, claims: { sid } }, h.config);
+  const refreshToken = await mint({ sub, header: { typ: h.config.REFRESH_TYP }, claims: { sid } }, h.config);
+  const response = await gw("/account/settings", { method: "POST", headers: { ...bearer(token), "x-revoke": "session" } });
+  assert.equal(response.status, 200);
+  await response.arrayBuffer();
+  const entries = await h.objectEntries(sub, "gw-revoking");
+  assert.ok(entries.some(([key]) => key === `v1:sid:${sid}`), JSON.stringify(entries));
+  const refresh = await gw(h.config.REFRESH_PATH, { method: "POST", headers: { cookie: `${h.config.REFRESH_COOKIE}=${refreshToken}` } });
+  assert.equal(refresh.status, 401);
+  assert.equal((await json(refresh)).error, "token_revoked");
+});
