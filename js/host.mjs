@@ -204,14 +204,36 @@ export function reply(status, body, headers) {
 }
 
 /**
- * A small request body (admin API), or null when it is larger than `limit`:
+ * A small request body (admin API, back-channel logout, refresh route), or
+ * null when it is larger than `limit`:
  * a declared Content-Length over the limit is refused unread.
  */
 export async function readBody(request, limit) {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > limit) return null;
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  return bytes.length > limit ? null : bytes;
+  if (request.body === null) return new Uint8Array(0);
+  // Read as it streams in, and stop at the limit: a chunked body without
+  // Content-Length must not be buffered whole.
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
 }
 
 // ---- Remote key sets -----------------------------------------------------------

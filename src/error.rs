@@ -86,6 +86,9 @@ pub enum GateError {
     /// are bound: the revocation could not reach strict paths at once.
     /// Code `invalid_request`, with the reason.
     UserRequired(&'static str),
+    /// A request body the gateway must read (to find a token) but cannot
+    /// read as an origin might. Code `invalid_request`, with the reason.
+    BodyUnreadable(&'static str),
 }
 
 impl GateError {
@@ -114,9 +117,11 @@ impl GateError {
             Misconfigured => "misconfigured",
             AdminDisabled => "not_found",
             AdminUnauthorized => "unauthorized",
-            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) | UserRequired(_) => {
-                "invalid_request"
-            }
+            InvalidRequest
+            | SubjectMissing
+            | LogoutTokenInvalid(_)
+            | UserRequired(_)
+            | BodyUnreadable(_) => "invalid_request",
             MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -129,7 +134,11 @@ impl GateError {
             | SessionTooOld | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid
             | AudienceInvalid | TypeInvalid | TokenRevoked | AdminUnauthorized
             | RefreshTokenReused | ClaimsMissing(_) => 401,
-            InvalidRequest | SubjectMissing | LogoutTokenInvalid(_) | UserRequired(_) => 400,
+            InvalidRequest
+            | SubjectMissing
+            | LogoutTokenInvalid(_)
+            | UserRequired(_)
+            | BodyUnreadable(_) => 400,
             AdminDisabled => 404,
             MethodNotAllowed => 405,
             Misconfigured => 500,
@@ -183,7 +192,8 @@ impl GateError {
                 "the token has no sub (subject), so its sessions could not be revoked"
             }
             MethodNotAllowed => "this route only accepts POST",
-            LogoutTokenInvalid(why) | ClaimsMissing(why) | UserRequired(why) => why,
+            LogoutTokenInvalid(why) | ClaimsMissing(why) | UserRequired(why)
+            | BodyUnreadable(why) => why,
             RefreshTokenReused => {
                 "the refresh token was already used, so it was stolen or replayed: its session has been revoked, sign in again"
             }

@@ -63,11 +63,10 @@ pub enum Decision {
     /// The caller is an authorized admin; read the body and call
     /// [`admin::handle`].
     ReadAdminBody(AdminAction),
-    /// `REFRESH_PATH`: call [`Gateway::refresh`] (with the request's
-    /// `Content-Type` and body, at most [`refresh::MAX_BODY_BYTES`], when
-    /// `read_body`: a POST without the refresh cookie), and on `Ok` forward
-    /// the request (with that same body).
-    Refresh { read_body: bool },
+    /// A POST to `REFRESH_PATH`: read its body (at most
+    /// [`refresh::MAX_BODY_BYTES`]), call [`Gateway::refresh`], and on `Ok`
+    /// forward the request with that same body.
+    Refresh,
     /// A POST to `BACKCHANNEL_LOGOUT_PATH`: read its `Content-Type` and body
     /// (at most [`crate::backchannel::MAX_BODY_BYTES`]) and call
     /// [`crate::backchannel::handle`].
@@ -211,48 +210,36 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         }
     }
 
-    /// `REFRESH_PATH`, `POST` only: the body is needed (to find the refresh
-    /// token) when the request does not carry it in `REFRESH_COOKIE`.
+    /// `REFRESH_PATH`, `POST` only. A GET (a prefetch, a typed URL) must
+    /// not spend the token: the client would never see the new one, and its
+    /// next refresh would look like a replay.
     fn refresh_route(&self, req: &Incoming<'_>) -> Result<Decision, Refusal> {
-        // A GET (a prefetch, a typed URL) must not spend the token: the
-        // client would never see the new one, and its next refresh would
-        // look like a replay.
         require_post(req.method)?;
-        let in_cookie = refresh::from_cookie(req.cookie, self.refresh_cookie())?.is_some();
-        Ok(Decision::Refresh {
-            read_body: !in_cookie,
-        })
+        Ok(Decision::Refresh)
     }
 
-    fn refresh_cookie(&self) -> Option<&str> {
-        self.config.refresh.as_ref()?.cookie.as_deref()
-    }
-
-    /// The second half of [`Decision::Refresh`]: the refresh token from
-    /// `REFRESH_COOKIE`, else the body's `refresh_token` (`body`: the body
-    /// the adapter read, with its `content_type`), else `Authorization`.
-    /// On `Ok` the request goes to the origin, its body unchanged.
+    /// The second half of [`Decision::Refresh`], with the request's body.
+    /// The refresh token may come in `REFRESH_COOKIE`, the body's
+    /// `refresh_token` or `Authorization`; every one present must be the
+    /// same token, so the origin cannot be handed another one than the one
+    /// spent here. On `Ok` the request goes on, its body unchanged.
     pub async fn refresh(
         &self,
         req: &Incoming<'_>,
-        content_type: Option<&str>,
-        body: Option<&[u8]>,
+        body: refresh::Body<'_>,
         now: NumericDate,
     ) -> Result<Verified, Refusal> {
-        let from_body = match body {
-            Some(body) => refresh::from_body(content_type, body)?,
-            None => None,
-        };
-        let raw = match (
-            refresh::from_cookie(req.cookie, self.refresh_cookie())?,
-            &from_body,
-        ) {
-            (Some(raw), _) => raw,
-            (None, Some(raw)) => raw.as_str(),
-            (None, None) => {
-                token::extract(req.authorization, None, None)?.ok_or(GateError::TokenMissing)?
-            }
-        };
+        let cookie = self
+            .config
+            .refresh
+            .as_ref()
+            .and_then(|r| r.cookie.as_deref());
+        let from_body = refresh::from_body(body)?;
+        let raw = refresh::one_token([
+            refresh::from_cookie(req.cookie, cookie)?,
+            from_body.as_deref(),
+            token::extract(req.authorization, None, None)?,
+        ])?;
         self.spend(raw, now).await
     }
 
@@ -1344,17 +1331,16 @@ mod tests {
     }
 
     /// A request to the refresh route, both halves, as the adapter runs
-    /// them: `body` is sent as a form. The code of a refusal.
+    /// them: `body` is sent as a form. The token's ID, or the code of a refusal.
     fn present(
         config: &Config,
         store: &MemoryStore,
         req: &Incoming<'_>,
         body: Option<&str>,
     ) -> Result<String, String> {
-        let Decision::Refresh { read_body } = decide(config, store, req) else {
+        let Decision::Refresh = decide(config, store, req) else {
             panic!("not the refresh route");
         };
-        assert_eq!(read_body, req.cookie.is_none());
         let keyring = Keyring::default();
         let verification = Verification::offline(&keyring);
         let gateway = Gateway {
@@ -1362,9 +1348,12 @@ mod tests {
             verification: &verification,
             store,
         };
-        let form = Some("application/x-www-form-urlencoded");
-        let body = body.filter(|_| read_body).map(str::as_bytes);
-        block_on(gateway.refresh(req, form, body, NOW))
+        let body = refresh::Body {
+            content_type: Some("application/x-www-form-urlencoded"),
+            content_encoding: None,
+            bytes: body.unwrap_or_default().as_bytes(),
+        };
+        block_on(gateway.refresh(req, body, NOW))
             .map(|verified| verified.identity.token_id)
             .map_err(|refusal| refusal.error.code().to_owned())
     }
@@ -1467,7 +1456,7 @@ mod tests {
     }
 
     #[test]
-    fn the_refresh_token_comes_from_the_cookie_else_the_body_else_authorization() {
+    fn the_refresh_token_may_come_from_the_cookie_the_body_or_authorization_but_only_one_token() {
         let config = refresh_config();
         let store = MemoryStore::with_user_objects();
         let post = request("POST", "/auth/refresh", None);
@@ -1489,15 +1478,31 @@ mod tests {
             present(&config, &store, &post, Some("grant_type=x")),
             Ok("r2".into())
         );
-        // The cookie first: the body is not even read.
-        let cookie = format!("rt={}", refresh_token("r3", "s1"));
+        // Wherever it comes from, it must be one token: the origin reads
+        // one source, and it must be the token spent here.
+        let r3 = refresh_token("r3", "s1");
+        let cookie = format!("rt={r3}");
+        let with_cookie = Incoming {
+            cookie: Some(&cookie),
+            ..request("POST", "/auth/refresh", None)
+        };
+        let other = format!("refresh_token={}", refresh_token("r9", "s1"));
+        assert_eq!(
+            present(&config, &store, &with_cookie, Some(&other)),
+            Err("token_ambiguous".into())
+        );
+        let same = format!("refresh_token={r3}");
+        assert_eq!(
+            present(&config, &store, &with_cookie, Some(&same)),
+            Ok("r3".into())
+        );
         let both = Incoming {
             cookie: Some(&cookie),
             ..post
         };
         assert_eq!(
-            present(&config, &store, &both, Some(&body)),
-            Ok("r3".into())
+            present(&config, &store, &both, None),
+            Err("token_ambiguous".into())
         );
         // The objects are down: fail closed, nothing forwarded.
         store.objects_down.set(true);

@@ -332,52 +332,117 @@ pub fn from_cookie<'a>(
     }
 }
 
+/// A refresh request's body as the adapter read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub bytes: &'a [u8],
+}
+
 /// The `refresh_token` form field or JSON member of a request body, if
-/// there is one; by `Content-Type`. `Err` when the body is larger than
-/// [`MAX_BODY_BYTES`] or names two different tokens.
-pub fn from_body(content_type: Option<&str>, body: &[u8]) -> Result<Option<String>, GateError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(GateError::InvalidRequest);
+/// there is one. The origin must read the very token we spend, so a body
+/// we cannot read the way an origin might is refused (400) rather than
+/// passed on unread: an encoded body, a media type other than a form or
+/// JSON, a malformed one. Member and field names match in any letter case
+/// (ASP.NET binds them so); several must name the same token.
+pub fn from_body(body: Body<'_>) -> Result<Option<String>, GateError> {
+    let unreadable =
+        GateError::BodyUnreadable("the refresh route takes a form or JSON body, at most 64 KiB");
+    if body.bytes.len() > MAX_BODY_BYTES {
+        return Err(unreadable);
     }
-    let media_type = content_type
+    if body.bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if body
+        .content_encoding
+        .is_some_and(|encoding| !encoding.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(unreadable);
+    }
+    let media_type = body
+        .content_type
         .and_then(|value| value.split(';').next())
         .map(|value| value.trim().to_ascii_lowercase());
-    match media_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => form_field(body),
-        Some(json) if json == "application/json" || json.ends_with("+json") => json_member(body),
-        _ => Ok(None),
+    let found = match media_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => form_fields(body.bytes),
+        Some(json) if json == "application/json" || json.ends_with("+json") => {
+            serde_json::from_slice::<JsonMembers>(body.bytes)
+                .map(|members| members.0)
+                .ok()
+        }
+        _ => None,
+    };
+    one_of(found.ok_or(unreadable)?)
+}
+
+/// The one token a request names, wherever it names it (`REFRESH_COOKIE`,
+/// the body, `Authorization`): two different ones are refused, as a proxy
+/// and an origin could each pick another.
+pub fn one_token<'a>(
+    candidates: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<&'a str, GateError> {
+    let mut chosen: Option<&str> = None;
+    for candidate in candidates.into_iter().flatten() {
+        match chosen {
+            Some(seen) if seen != candidate => return Err(GateError::TokenAmbiguous),
+            _ => chosen = Some(candidate),
+        }
+    }
+    chosen.ok_or(GateError::TokenMissing)
+}
+
+fn one_of(values: Vec<String>) -> Result<Option<String>, GateError> {
+    let first = values.first().cloned();
+    match values.iter().all(|value| Some(value) == first.as_ref()) {
+        true => Ok(first),
+        false => Err(GateError::TokenAmbiguous),
     }
 }
 
-fn form_field(body: &[u8]) -> Result<Option<String>, GateError> {
-    let mut found: Option<String> = None;
+/// Every `refresh_token` field of a form; `None` when a name or value is
+/// not encoded right.
+fn form_fields(body: &[u8]) -> Option<Vec<String>> {
+    let mut found = Vec::new();
     for pair in body.split(|&b| b == b'&') {
         let at = pair.iter().position(|&b| b == b'=').unwrap_or(pair.len());
-        if form_decode(&pair[..at]).as_deref() != Some("refresh_token") {
-            continue;
-        }
-        let value =
-            form_decode(pair.get(at + 1..).unwrap_or_default()).ok_or(GateError::TokenMalformed)?;
-        match &found {
-            Some(seen) if *seen != value => return Err(GateError::TokenAmbiguous),
-            _ => found = Some(value),
+        if form_decode(&pair[..at])?.eq_ignore_ascii_case("refresh_token") {
+            found.push(form_decode(pair.get(at + 1..).unwrap_or_default())?);
         }
     }
-    Ok(found.filter(|token| !token.is_empty()))
+    Some(found)
 }
 
-/// A JSON object's `refresh_token` string member. Two of them are refused:
-/// an origin reading the first would see another token than the one we
-/// verified. A body that is not such an object names no token here.
-fn json_member(body: &[u8]) -> Result<Option<String>, GateError> {
-    #[derive(Deserialize)]
-    struct Body {
-        refresh_token: Option<String>,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(parsed) => Ok(parsed.refresh_token.filter(|token| !token.is_empty())),
-        Err(e) if e.to_string().starts_with("duplicate field") => Err(GateError::TokenAmbiguous),
-        Err(_) => Ok(None),
+/// Every `refresh_token` member of a JSON object (names decoded, any
+/// letter case); a member that is not a string, or a body that is not an
+/// object, fails to parse.
+struct JsonMembers(Vec<String>);
+
+impl<'de> Deserialize<'de> for JsonMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonMembers, A::Error> {
+                let mut found = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if name.eq_ignore_ascii_case("refresh_token") {
+                        found.push(map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(JsonMembers(found))
+            }
+        }
+        deserializer.deserialize_map(Members)
     }
 }
 
@@ -552,34 +617,91 @@ mod tests {
         );
     }
 
+    fn body<'a>(content_type: &'a str, bytes: &'a [u8]) -> Body<'a> {
+        Body {
+            content_type: Some(content_type),
+            content_encoding: None,
+            bytes,
+        }
+    }
+
     #[test]
-    fn the_token_comes_from_a_form_field_or_a_json_member() {
-        let form = Some("application/x-www-form-urlencoded; charset=utf-8");
+    fn the_token_comes_from_a_form_field_or_a_json_member_in_any_case() {
+        let form = "application/x-www-form-urlencoded; charset=utf-8";
+        let json = "application/json";
+        let token = |b| from_body(b);
         assert_eq!(
-            from_body(form, b"grant_type=refresh_token&refresh_token=a%2Eb.c"),
+            token(body(
+                form,
+                b"grant_type=refresh_token&refresh_token=a%2Eb.c"
+            )),
             Ok(Some("a.b.c".into()))
         );
         assert_eq!(
-            from_body(form, b"refresh_token=a&refresh_token=b"),
-            Err(GateError::TokenAmbiguous)
+            token(body(form, b"Refresh_Token=x&refresh_token=x")),
+            Ok(Some("x".into()))
         );
+        assert_eq!(token(body(form, b"grant_type=x")), Ok(None));
         assert_eq!(
-            from_body(Some("application/json"), br#"{"refresh_token":"x.y.z"}"#),
+            token(body(json, br#"{"refresh_token":"x.y.z","n":[1,{}]}"#)),
             Ok(Some("x.y.z".into()))
         );
-        assert_eq!(from_body(Some("application/json"), b"[1]"), Ok(None));
         assert_eq!(
-            from_body(
-                Some("application/json"),
-                br#"{"refresh_token":"a","refresh_token":"b"}"#
-            ),
+            token(body(json, br#"{"REFRESH_TOKEN":"x"}"#)),
+            Ok(Some("x".into()))
+        );
+        assert_eq!(
+            token(body(json, br#"{"refresh\u005ftoken":"x"}"#)),
+            Ok(Some("x".into()))
+        );
+        assert_eq!(token(body(json, b" ")), Ok(None));
+        for ambiguous in [
+            body(form, b"refresh_token=a&REFRESH_TOKEN=b"),
+            body(json, br#"{"refresh_token":"a","Refresh_Token":"b"}"#),
+        ] {
+            assert_eq!(
+                token(ambiguous),
+                Err(GateError::TokenAmbiguous),
+                "{ambiguous:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_an_origin_might_read_otherwise_is_refused() {
+        let unreadable = |b: Body<'_>| matches!(from_body(b), Err(GateError::BodyUnreadable(_)));
+        let json = "application/json";
+        assert!(unreadable(body("text/plain", b"refresh_token=a")));
+        assert!(unreadable(body("multipart/form-data; boundary=x", b"--x")));
+        assert!(unreadable(body(
+            json,
+            b"\xef\xbb\xbf{\"refresh_token\":\"a\"}"
+        )));
+        assert!(unreadable(body(json, br#"{"refresh_token":5}"#)));
+        assert!(unreadable(body(json, b"[1]")));
+        assert!(unreadable(body(
+            "application/x-www-form-urlencoded",
+            b"refresh_token=%zz"
+        )));
+        assert!(unreadable(Body {
+            content_encoding: Some("gzip"),
+            ..body(json, br#"{"refresh_token":"a"}"#)
+        }));
+        assert!(unreadable(Body {
+            content_type: None,
+            ..body(json, b"x")
+        }));
+        assert!(unreadable(body(json, &vec![b' '; MAX_BODY_BYTES + 1])));
+    }
+
+    #[test]
+    fn every_source_must_name_the_same_token() {
+        assert_eq!(one_token([Some("a"), None, Some("a")]), Ok("a"));
+        assert_eq!(one_token([None, Some("b"), None]), Ok("b"));
+        assert_eq!(
+            one_token([Some("a"), Some("b"), None]),
             Err(GateError::TokenAmbiguous)
         );
-        assert_eq!(from_body(Some("text/plain"), b"refresh_token=a"), Ok(None));
-        assert_eq!(from_body(None, b""), Ok(None));
-        assert_eq!(
-            from_body(form, &vec![b'a'; MAX_BODY_BYTES + 1]),
-            Err(GateError::InvalidRequest)
-        );
+        assert_eq!(one_token([None, None, None]), Err(GateError::TokenMissing));
     }
 }

@@ -243,16 +243,19 @@ impl Call<'_> {
                 self.forward_verified(&target(), verified, store, true, None)
                     .await
             }
-            Decision::Refresh { read_body } => {
+            Decision::Refresh => {
+                let bytes = self.read_body(refresh::MAX_BODY_BYTES).await.map_err(|_| {
+                    GateError::BodyUnreadable("the refresh request body is over 64 KiB")
+                })?;
                 let content_type = host::header(self.request, "content-type");
-                let body = match read_body {
-                    true => Some(self.read_body(refresh::MAX_BODY_BYTES).await?),
-                    false => None,
+                let content_encoding = host::header(self.request, "content-encoding");
+                let body = refresh::Body {
+                    content_type: content_type.as_deref(),
+                    content_encoding: content_encoding.as_deref(),
+                    bytes: &bytes,
                 };
-                let verified = gateway
-                    .refresh(&incoming, content_type.as_deref(), body.as_deref(), now())
-                    .await?;
-                self.forward_verified(&target(), verified, store, false, body)
+                let verified = gateway.refresh(&incoming, body, now()).await?;
+                self.forward_verified(&target(), verified, store, false, Some(bytes))
                     .await
             }
             Decision::ReadAdminBody(action) => {
