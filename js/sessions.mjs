@@ -13,7 +13,7 @@
 // (`v1:jti:`, `v1:sub:`, `v1:sid:`) plus `v1:spent:` and `v1:latest:`.
 // An expired record reads as absent; an alarm deletes expired records.
 import { DurableObject } from "cloudflare:workers";
-import { spend_keys, spend_plan } from "./index.js";
+import { merge_entry, spend_keys, spend_plan } from "./index.js";
 
 const nowSeconds = () => Date.now() / 1000;
 const live = (record, now) =>
@@ -58,10 +58,16 @@ export class SessionObject extends DurableObject {
       .map(([key, record]) => [key, record.value, record.expiresAt]);
   }
 
+  /** Writes entries; a user cut-off is never lowered (the core's merge rule). */
   async store(writes) {
     if (writes.length === 0) return;
+    const stored = await this.ctx.storage.get(writes.map((w) => w.key));
     const records = {};
-    for (const { key, value, expires_at: expiresAt } of writes) records[key] = { value, expiresAt: expiresAt ?? null };
+    for (const { key, value, expires_at: expiresAt } of writes) {
+      const before = stored.get(key);
+      const kept = merge_entry(key, before?.value, value);
+      records[key] = kept === value ? { value, expiresAt: expiresAt ?? null } : before;
+    }
     await this.ctx.storage.put(records);
     const soonest = Math.min(...writes.map((w) => w.expires_at ?? Infinity));
     if (soonest !== Infinity) await this.wakeAt(soonest);

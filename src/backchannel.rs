@@ -291,7 +291,19 @@ pub async fn apply(
             };
             // Never lower a cut-off: a later logout-all stays in force.
             match stored {
-                Some(stored) if stored >= token.iat => Outcome::UserCutOff(stored),
+                // KV has it; the user's object may not (a write that
+                // failed half-way): it goes there again, never lowered.
+                Some(stored) if stored >= token.iat => Outcome::UserCutOff(
+                    revocation::mirror_cut_off(
+                        store,
+                        sub,
+                        stored,
+                        now,
+                        config.max_token_age_seconds,
+                        leeway,
+                    )
+                    .await?,
+                ),
                 _ => Outcome::UserCutOff(
                     revocation::cut_off_user_at(
                         store,

@@ -185,6 +185,23 @@ pub fn parse_cut_off(value: &str) -> Result<NumericDate, StoreError> {
         .ok_or_else(|| StoreError("unreadable user cut-off".into()))
 }
 
+/// What an entry written over `stored` must hold: a user cut-off is never
+/// lowered (a later logout-all stays in force whatever order writes land
+/// in); anything else is replaced. The user's object applies this to every
+/// write; KV cannot (it has no read-modify-write).
+pub fn merged<'a>(key: &str, stored: Option<&'a str>, new: &'a str) -> &'a str {
+    let cut_off = |value: &str| parse_cut_off(value).ok();
+    match stored {
+        Some(stored)
+            if key.starts_with(KEY_PREFIX_USER)
+                && cut_off(stored).is_some_and(|s| cut_off(new).is_none_or(|n| s > n)) =>
+        {
+            stored
+        }
+        _ => new,
+    }
+}
+
 /// Cut-offs are written with millisecond precision, in integer arithmetic
 /// (float formatting would cost ~15 KB of wasm).
 pub fn format_cut_off(now: NumericDate) -> String {
@@ -369,7 +386,8 @@ pub enum To<'a> {
 }
 
 /// Writes one entry to KV and, when per-user objects are bound and the
-/// entry concerns a user, to that user's object; retried as a whole. Only
+/// entry concerns a user, to that user's object; retried (KV only until it
+/// took the entry). Only
 /// when both took it is the write done: a revocation in KV but not in the
 /// object would not be seen at once on strict paths, so it is a failure.
 async fn put_with_retry(
@@ -385,12 +403,17 @@ async fn put_with_retry(
     };
     let object = user.filter(|_| store.has_user_objects());
     // The store logs each failure itself; the caller only needs the outcome.
+    // Once KV took it, only the object is tried again.
+    let mut kv_pending = kv;
     for attempt in 0..WRITE_ATTEMPTS {
         if let Some(millis) = attempt.checked_sub(1).map(|i| RETRY_PAUSES_MS[i]) {
             store.pause(millis).await;
         }
-        if kv && store.put(key, value, expires_at).await.is_err() {
-            continue;
+        if kv_pending {
+            if store.put(key, value, expires_at).await.is_err() {
+                continue;
+            }
+            kv_pending = false;
         }
         match object {
             None => return Ok(()),
@@ -462,9 +485,39 @@ pub async fn cut_off_user_at(
     max_token_age: Option<u64>,
     leeway_seconds: u64,
 ) -> Result<NumericDate, GateError> {
+    let to = To::Everywhere(Some(sub));
+    write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
+}
+
+/// [`cut_off_user_at`] into the user's object only, when per-user objects
+/// are bound: KV holds this cut-off already (an earlier write reached KV
+/// but not the object). Without objects, nothing to do.
+pub async fn mirror_cut_off(
+    store: &impl RevocationStore,
+    sub: &str,
+    cut_off: NumericDate,
+    now: NumericDate,
+    max_token_age: Option<u64>,
+    leeway_seconds: u64,
+) -> Result<NumericDate, GateError> {
+    if !store.has_user_objects() {
+        return Ok(cut_off);
+    }
+    let to = To::ObjectOf(sub);
+    write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
+}
+
+async fn write_cut_off(
+    store: &impl RevocationStore,
+    to: To<'_>,
+    sub: &str,
+    cut_off: NumericDate,
+    now: NumericDate,
+    max_token_age: Option<u64>,
+    leeway_seconds: u64,
+) -> Result<NumericDate, GateError> {
     let value = format_cut_off(cut_off);
     let expires_at = cut_off_expiry(now, max_token_age, leeway_seconds);
-    let to = To::Everywhere(Some(sub));
     put_with_retry(store, to, &user_key(sub), &value, expires_at).await?;
     Ok(parse_cut_off(&value).unwrap_or(cut_off))
 }
@@ -625,10 +678,13 @@ impl RevocationStore for MemoryStore {
     ) -> Result<(), StoreError> {
         self.object_down()?;
         let mut objects = self.objects.borrow_mut();
-        let object = objects
+        if let Some(object) = objects
             .as_mut()
-            .map(|o| o.entry(user.to_owned()).or_default());
-        object.map(|o| o.insert(key.to_owned(), value.to_owned()));
+            .map(|o| o.entry(user.to_owned()).or_default())
+        {
+            let value = merged(key, object.get(key).map(String::as_str), value).to_owned();
+            object.insert(key.to_owned(), value);
+        }
         Ok(())
     }
 
@@ -713,6 +769,20 @@ pub(crate) mod tests {
         // A cut-off exactly on a second boundary has no ambiguous second.
         assert!(!revoked_by_cut_off(Some(1_700_000_000.0), 1_700_000_000.0));
         assert!(revoked_by_cut_off(Some(1_699_999_999.0), 1_700_000_000.0));
+    }
+
+    #[test]
+    fn an_object_never_lowers_a_cut_off() {
+        let key = user_key("alice");
+        assert_eq!(merged(&key, Some("200.000"), "100.000"), "200.000");
+        assert_eq!(merged(&key, Some("100.000"), "200.000"), "200.000");
+        assert_eq!(merged(&key, Some("garbage"), "100.000"), "100.000");
+        assert_eq!(merged(&key, None, "100.000"), "100.000");
+        let session = session_key("s");
+        assert_eq!(
+            merged(&session, Some("{}"), "{\"by\":\"admin\"}"),
+            "{\"by\":\"admin\"}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
 use crate::refresh::{self, SpendRequest};
+use crate::revocation;
 
 fn request(fields: &[String]) -> Result<SpendRequest, JsValue> {
     SpendRequest::from_fields(fields).ok_or_else(|| JsValue::from_str("unreadable spend request"))
@@ -32,4 +33,11 @@ pub fn spend_plan(
     let values = values.iter().map(JsValue::as_string).collect();
     let plan = refresh::plan(&request, values, now).map_err(|e| JsValue::from_str(e.code()))?;
     Ok(plan.to_fields())
+}
+
+/// The value a write of `new` over `stored` leaves at `key`
+/// ([`revocation::merged`]: a user cut-off is never lowered).
+#[wasm_bindgen]
+pub fn merge_entry(key: &str, stored: Option<String>, new: String) -> String {
+    revocation::merged(key, stored.as_deref(), &new).to_owned()
 }
