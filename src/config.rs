@@ -633,16 +633,23 @@ impl Config {
         };
 
         let refresh = refresh_config(&get, &password_change_path, &backchannel_logout_path)?;
-        if let (Some(refresh), Some(access_typ)) = (&refresh, get("JWT_TYP")) {
-            if refresh
-                .typ
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case(access_typ.trim()))
-            {
-                return Err(invalid(
-                    "REFRESH_TYP",
-                    "must differ from JWT_TYP: refresh and access tokens must not cross",
-                ));
+        if let Some(refresh) = &refresh {
+            match (&refresh.typ, get("JWT_TYP")) {
+                (Some(refresh_typ), Some(access_typ))
+                    if crate::verify::same_media_type(refresh_typ, &access_typ) =>
+                {
+                    return Err(invalid(
+                        "REFRESH_TYP",
+                        "must differ from JWT_TYP: refresh and access tokens must not cross",
+                    ));
+                }
+                (None, _) => warnings.push(
+                    "REFRESH_PATH is set without REFRESH_TYP: refresh tokens are accepted as \
+                     access tokens on every path, and access tokens with jti and sub are spent as \
+                     refresh tokens; type your refresh tokens and set REFRESH_TYP"
+                        .to_owned(),
+                ),
+                _ => {}
             }
         }
 

@@ -102,6 +102,11 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             (route, _) => route,
         };
         let strict = loose.is_strict(&config.strict_paths);
+        // A path both public and strict is strict: the stronger rule wins.
+        let route = match route {
+            Route::Public if strict => Route::Protected,
+            route => route,
+        };
         // CORS, only for the logout routes and only for a listed origin; an
         // unlisted one gets no Access-Control-* header at all.
         let cors_origin = match route {

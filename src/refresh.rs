@@ -12,7 +12,8 @@
 //!
 //! Object entries (besides the revocation entries), plain text:
 //! - `v1:spent:<token id>` = `<when, Unix ms> <family>`: a spent refresh
-//!   token, until it expires (`exp` + leeway).
+//!   token, until it expires (`exp` + twice the leeway: the gateways'
+//!   clocks, and the object's).
 //! - `v1:latest:<family>` = `<when, Unix ms> <token id>`: the most recently
 //!   spent token of a family (`sid:<sid>`, or `user` for tokens without
 //!   `sid`), for the grace window; it expires with that token.
@@ -172,12 +173,15 @@ impl SpendRequest {
             },
         };
         // Unlike a KV entry, an object entry may be short-lived: it goes
-        // when the token could no longer be presented anyway.
+        // when the token could no longer be presented anyway (`exp` plus the
+        // gateways' leeway), plus the leeway once more for the object's own
+        // clock, which may run ahead of theirs by as much.
         let now_s = now.max(0.0).ceil() as u64;
+        let lasts = leeway.saturating_mul(2);
         let expires_at = claims
             .exp
             .map_or(now_s, |exp| {
-                (exp.max(0.0).ceil() as u64).saturating_add(leeway)
+                (exp.max(0.0).ceil() as u64).saturating_add(lasts)
             })
             .clamp(now_s, now_s.saturating_add(MAX_ENTRY_SECONDS));
         Ok(SpendRequest {
@@ -552,11 +556,11 @@ mod tests {
     }
 
     #[test]
-    fn spent_markers_expire_with_the_token_plus_leeway() {
+    fn spent_markers_expire_with_the_token_plus_twice_the_leeway() {
         let config =
             config_with(&[("JWT_SECRET", TEST_SECRET), ("JWT_LEEWAY_SECONDS", "5")]).unwrap();
         let request = SpendRequest::new(&refresh_token("r", None), &config, 0, NOW).unwrap();
-        assert_eq!(request.expires_at, NOW as u64 + 3600 + 5);
+        assert_eq!(request.expires_at, NOW as u64 + 3600 + 5 + 5);
         let plan = plan(&request, vec![None; request.keys().len()], NOW).unwrap();
         assert!(plan
             .writes

@@ -18,13 +18,6 @@ impl PathPattern {
         })
     }
 
-    fn to_ascii_lowercase(&self) -> PathPattern {
-        match self {
-            PathPattern::Exact(p) => PathPattern::Exact(p.to_ascii_lowercase()),
-            PathPattern::Prefix(p) => PathPattern::Prefix(p.to_ascii_lowercase()),
-        }
-    }
-
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathPattern::Exact(p) => p == path,
@@ -139,16 +132,38 @@ impl<'a> LoosePath<'a> {
     }
 
     /// Is the path under one of `STRICT_PATHS`? Unlike a public path, a
-    /// strict one is matched generously: as sent, or as an origin might
-    /// decode and resolve it (`/account%2fkeys`, `/x/../account/keys`),
-    /// since a miss would skip a check rather than add one. The loose
-    /// readings are in lower case, so they are compared with the pattern
-    /// in lower case too.
+    /// strict one is matched generously, since a miss would skip a check
+    /// rather than add one: as sent, and as an origin might decode and
+    /// resolve it, the way gateway routes are matched (`/Account%2fKeys`,
+    /// `/x/../account/keys`, `/account/keys.json`, `/account/keys%20`);
+    /// `/account/*` covers `/account` itself too.
     pub fn is_strict(&self, strict_paths: &[PathPattern]) -> bool {
         strict_paths.iter().any(|pattern| {
-            let lower = pattern.to_ascii_lowercase();
-            pattern.matches(self.path) || self.readings.iter().any(|r| lower.matches(r))
+            pattern.matches(self.path)
+                || self.readings.iter().any(|reading| {
+                    // Origins trim what ends a path: `/account%20`, `/account%00`.
+                    let reading = reading.trim_end_matches(|c: char| c <= ' ' || c == '\x7f');
+                    strict_covers(pattern, reading)
+                })
         })
+    }
+}
+
+/// Does a strict pattern cover a path in loose form?
+fn strict_covers(pattern: &PathPattern, loose: &str) -> bool {
+    match pattern {
+        PathPattern::Exact(path) => same_route(loose, &loosely(path)),
+        // `/account/*`: the directory, anything under it, and the directory
+        // with a format suffix.
+        PathPattern::Prefix(prefix) if prefix.ends_with('/') => {
+            let dir = loosely(prefix);
+            dir == "/"
+                || same_route(loose, &dir)
+                || loose
+                    .strip_prefix(dir.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+        PathPattern::Prefix(prefix) => loose.starts_with(loosely(prefix).as_str()),
     }
 }
 
@@ -484,6 +499,39 @@ mod tests {
         assert_eq!(loosely("/100%/%+1/%zz"), "/100%/%+1/%zz");
         assert_eq!(loose_form("/a//../b", Slashes::Keep), "/a/b");
         assert_eq!(loose_form("/a//../b", Slashes::MergeFirst), "/b");
+    }
+
+    #[test]
+    fn strict_paths_cover_what_an_origin_would_route_there() {
+        let strict = |pattern: &str, path: &str| {
+            LoosePath::new(path).is_strict(&[PathPattern::parse(pattern).unwrap()])
+        };
+        for path in [
+            "/billing",
+            "/billing/",
+            "/Billing/Cards",
+            "/billing.json",
+            "/x/../billing/cards",
+            "/billing%2fcards",
+            "/billing%20",
+            "/billing%00",
+            "/billing;v=1/cards",
+        ] {
+            assert!(strict("/billing/*", path), "{path}");
+        }
+        assert!(!strict("/billing/*", "/billingx"));
+        assert!(!strict("/billing/*", "/bill"));
+        for path in [
+            "/app/account",
+            "/APP/Account.json",
+            "/app/account/",
+            "/app/account%20",
+        ] {
+            assert!(strict("/app/account", path), "{path}");
+        }
+        assert!(!strict("/app/account", "/app/accounts"));
+        assert!(strict("/bill*", "/billing"));
+        assert!(strict("/*", "/anything"));
     }
 
     #[test]

@@ -322,7 +322,7 @@ pub fn check_claims(
 
 /// RFC 7515 4.1.9: `typ` is a media type, compared case-insensitively, and
 /// the `application/` prefix may be left out.
-fn same_media_type(a: &str, b: &str) -> bool {
+pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
     fn short(t: &str) -> String {
         let t = t.trim().to_ascii_lowercase();
         t.strip_prefix("application/")
