@@ -300,11 +300,11 @@ function createApp({ mint, backchannel, gatewayUrl }) {
       }
       if (refreshRoute) {
         if (req.method === "POST") await rotate(res, identity);
-        // The gateway spends a refresh token on any method: this one is gone,
-        // and presenting it again counts as a reuse.
+        // The gateway answers other methods itself (405) without spending
+        // anything; this is only reached if it did not.
         else send(res, 405, "application/json", JSON.stringify({
           error: "method_not_allowed",
-          error_description: `POST only; the gateway has spent the refresh token ${identity.tokenId} all the same`,
+          error_description: "POST only",
         }) + "\n", { allow: "POST" });
         return true;
       }
