@@ -16,8 +16,12 @@ import { DurableObject } from "cloudflare:workers";
 import { merge_entry, spend_keys, spend_plan } from "./index.js";
 
 const nowSeconds = () => Date.now() / 1000;
-const live = (record, now) =>
-  record !== undefined && (record.expiresAt === null || record.expiresAt > now) ? record.value : null;
+/** A record's value while it lives, else null. A record of another shape fails closed. */
+function live(record, now) {
+  if (record === undefined) return null;
+  if (typeof record?.value !== "string") throw new Error("SessionObject: unreadable record");
+  return record.expiresAt === null || record.expiresAt > now ? record.value : null;
+}
 /** storage.delete takes at most 128 keys at a time. */
 const DELETE_BATCH = 128;
 
