@@ -1214,6 +1214,17 @@ mod tests {
 
     const STRICT: [(&str, &str); 1] = [("STRICT_PATHS", "/account/*")];
 
+    /// Status and code of the gateway's own answer to `method path` with `auth`.
+    fn ask(
+        config: &Config,
+        store: &MemoryStore,
+        method: &str,
+        path: &str,
+        auth: &str,
+    ) -> (u16, String) {
+        refusal(decide(config, store, &request(method, path, Some(auth))))
+    }
+
     #[test]
     fn strict_paths_see_a_revocation_in_the_object_that_kv_does_not_show_yet() {
         let config = config(&STRICT);
@@ -1240,7 +1251,7 @@ mod tests {
             "/account%2fkeys",
         ] {
             assert_eq!(
-                refusal(decide(&config, &store, &request("GET", path, Some(&auth)))),
+                ask(&config, &store, "GET", path, &auth),
                 (401, "token_revoked".into()),
                 "{path}"
             );
@@ -1254,11 +1265,7 @@ mod tests {
         store.objects_down.set(true);
         let auth = format!("Bearer {}", alice());
         assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &request("GET", "/account/keys", Some(&auth))
-            )),
+            ask(&config, &store, "GET", "/account/keys", &auth),
             (503, "revocation_unavailable".into())
         );
         store.objects_down.set(false);
@@ -1267,11 +1274,7 @@ mod tests {
             token(json!({"jti": "t-9", "iat": NOW, "exp": NOW + 60.0}))
         );
         assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &request("GET", "/account/keys", Some(&anonymous))
-            )),
+            ask(&config, &store, "GET", "/account/keys", &anonymous),
             (401, "type_invalid".into())
         );
     }
@@ -1281,11 +1284,7 @@ mod tests {
         let config = config(&STRICT);
         let store = MemoryStore::with_user_objects();
         let auth = format!("Bearer {}", alice());
-        let (status, _) = refusal(decide(
-            &config,
-            &store,
-            &request("POST", "/auth/logout", Some(&auth)),
-        ));
+        let (status, _) = ask(&config, &store, "POST", "/auth/logout", &auth);
         assert_eq!(status, 200);
         assert!(store.object_entry("alice", "v1:jti:t-1").is_some());
 
@@ -1293,20 +1292,12 @@ mod tests {
         let store = MemoryStore::with_user_objects();
         store.objects_down.set(true);
         assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &request("POST", "/auth/logout", Some(&auth))
-            )),
+            ask(&config, &store, "POST", "/auth/logout", &auth),
             (503, "revocation_unavailable".into())
         );
         // KV took it, the object did not: a retry writes both.
         store.objects_down.set(false);
-        let (status, _) = refusal(decide(
-            &config,
-            &store,
-            &request("POST", "/auth/logout", Some(&auth)),
-        ));
+        let (status, _) = ask(&config, &store, "POST", "/auth/logout", &auth);
         assert_eq!(status, 200);
         assert!(store.object_entry("alice", "v1:jti:t-1").is_some());
     }
@@ -1400,11 +1391,7 @@ mod tests {
         let store = MemoryStore::with_user_objects();
         let refresh = format!("Bearer {}", refresh_token("r1", "s1"));
         assert_eq!(
-            refusal(decide(
-                &config,
-                &store,
-                &request("GET", "/home", Some(&refresh))
-            )),
+            ask(&config, &store, "GET", "/home", &refresh),
             (401, "type_invalid".into())
         );
         let access = format!("Bearer {}", alice());
@@ -1533,11 +1520,7 @@ mod tests {
                 json!({"sub": "alice", "jti": "a1", "sid": "s1", "iat": NOW - 5.0, "exp": NOW + 60.0})
             )
         );
-        let (status, _) = refusal(decide(
-            &config,
-            &store,
-            &request("POST", "/auth/logout", Some(&logout)),
-        ));
+        let (status, _) = ask(&config, &store, "POST", "/auth/logout", &logout);
         assert_eq!(status, 200);
         // KV would say so too; the object alone is enough.
         store.entries.borrow_mut().clear();

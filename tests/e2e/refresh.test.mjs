@@ -54,6 +54,23 @@ const admin = (path, body) =>
   h.fetch(path, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
 const forwardedRefreshes = () => h.takeReceived().filter((r) => r.url === REFRESH);
 
+/** Delivers a back-channel logout token for `claims` (sid and/or sub), as the identity provider would. */
+async function backchannelLogout(claims) {
+  const logoutToken = await new SignJWT({ ...claims, events: { "http://schemas.openid.net/event/backchannel-logout": {} } })
+    .setProtectedHeader({ alg: "HS256", typ: "logout+jwt" })
+    .setIssuer(h.config.JWT_ISSUER)
+    .setAudience(h.config.BACKCHANNEL_LOGOUT_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime("2m")
+    .setJti(randomUUID())
+    .sign(new TextEncoder().encode(SECRET));
+  return h.fetch(h.config.BACKCHANNEL_LOGOUT_PATH, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ logout_token: logoutToken }).toString(),
+  });
+}
+
 test("a refresh token is spent once; presented again it is refresh_token_reused and its session ends, not the user's other sessions", async () => {
   const sub = freshUser();
   const [sidA, sidB] = [freshSid(), freshSid()];
@@ -206,20 +223,7 @@ test("every revocation ends refresh tokens: logout, logout-all, password change,
   assert.ok(cleared.includes(`${h.config.REFRESH_COOKIE}=; Max-Age=0; Path=${h.config.REFRESH_PATH}; Secure; HttpOnly; SameSite=Lax`), cleared.join(" | "));
   assert.deepEqual(await outcome(await refresh(rLogout)), { status: 401, error: "token_revoked" }, "logout");
 
-  const logoutToken = await new SignJWT({ sid: sids[1], events: { "http://schemas.openid.net/event/backchannel-logout": {} } })
-    .setProtectedHeader({ alg: "HS256", typ: "logout+jwt" })
-    .setIssuer(h.config.JWT_ISSUER)
-    .setAudience(h.config.BACKCHANNEL_LOGOUT_AUDIENCE)
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime("2m")
-    .setJti(randomUUID())
-    .sign(new TextEncoder().encode(SECRET));
-  const backchannel = await h.fetch(h.config.BACKCHANNEL_LOGOUT_PATH, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ logout_token: logoutToken }).toString(),
-  });
+  const backchannel = await backchannelLogout({ sid: sids[1], sub });
   assert.equal(backchannel.status, 200);
   assert.deepEqual(await outcome(await refresh(rBackchannel)), { status: 401, error: "token_revoked" }, "back-channel logout");
 
@@ -241,19 +245,7 @@ test("every revocation ends refresh tokens: logout, logout-all, password change,
 
 test("a back-channel logout naming only a session cannot reach the user's object: 400, revoked in KV only", async () => {
   const sid = freshSid();
-  const logoutToken = await new SignJWT({ sid, events: { "http://schemas.openid.net/event/backchannel-logout": {} } })
-    .setProtectedHeader({ alg: "HS256", typ: "logout+jwt" })
-    .setIssuer(h.config.JWT_ISSUER)
-    .setAudience(h.config.BACKCHANNEL_LOGOUT_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime("2m")
-    .setJti(randomUUID())
-    .sign(new TextEncoder().encode(SECRET));
-  const response = await h.fetch(h.config.BACKCHANNEL_LOGOUT_PATH, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ logout_token: logoutToken }).toString(),
-  });
+  const response = await backchannelLogout({ sid });
   assert.equal(response.status, 400);
   assert.match((await json(response)).error_description, /no sub/);
   assert.ok(await h.kv.get(`v1:sid:${sid}`), "KV has it, so non-strict paths end the session");
