@@ -28,7 +28,8 @@ use tokengate::config::{Config, ConfigError};
 use tokengate::error::GateError;
 use tokengate::keyring::{Fetched, JwksFetcher, Keyring};
 use tokengate::keys::{Algorithm, SignatureVerifier, VerifyKey};
-use tokengate::revocation::MAX_ENTRY_SECONDS;
+use tokengate::refresh::{self, Entry, SpendOutcome, SpendRequest};
+use tokengate::revocation::{self, MAX_ENTRY_SECONDS};
 use tokengate::routes::{
     loosely, route, route_with_backchannel, LoosePath, PathPattern, Route, ADMIN_INTROSPECT_PATH,
     ADMIN_REVOKE_PATH, LOGOUT_ALL_PATH, LOGOUT_PATH,
@@ -1164,5 +1165,107 @@ fn gateway_route_with_trailing_encoded_whitespace_is_not_public() {
             Route::Public,
             "{path:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Refresh-token rotation: the decision the user's Durable Object runs.
+
+/// A spend request for token `n` of session `sid` (`None`: no session).
+fn spend_request(n: u8, sid: Option<u8>, grace: u64) -> SpendRequest {
+    let sid = sid.map(|s| format!("s{s}"));
+    SpendRequest {
+        token_id: format!("t{n}-{}", sid.as_deref().unwrap_or("user")),
+        sub: "alice".into(),
+        on_reuse: match &sid {
+            Some(sid) => Entry {
+                key: revocation::session_key(sid),
+                value: "{}".into(),
+                expires_at: None,
+            },
+            None => Entry {
+                key: revocation::user_key("alice"),
+                value: revocation::format_cut_off(2e9),
+                expires_at: None,
+            },
+        },
+        sid,
+        iat: Some(1.7e9),
+        expires_at: 2_000_000_000,
+        grace_seconds: grace,
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// Whatever the order of presentations (tokens, sessions, times), with
+    /// no grace window: each token goes through at most once; a second
+    /// presentation is a reuse or finds its family revoked; after a reuse
+    /// nothing of that family goes through again; and a family never
+    /// reused is never refused.
+    #[test]
+    fn each_refresh_token_goes_through_once_and_a_reuse_ends_its_family(
+        presentations in prop::collection::vec((0u8..4, prop::option::of(0u8..3), 0u32..5), 1..40),
+    ) {
+        let mut object: HashMap<String, String> = HashMap::new();
+        let mut through: HashMap<String, usize> = HashMap::new();
+        let mut reused_families: Vec<Option<u8>> = Vec::new();
+        let mut now = 1.7e9 + 10.0;
+        for (n, sid, pause) in presentations {
+            now += f64::from(pause);
+            let request = spend_request(n, sid, 0);
+            let values = request.keys().iter().map(|k| object.get(k).cloned()).collect();
+            let plan = refresh::plan(&request, values, now).unwrap();
+            for write in &plan.writes {
+                let kept = revocation::merged(&write.key, object.get(&write.key).map(String::as_str), &write.value).to_owned();
+                object.insert(write.key.clone(), kept);
+            }
+            // Without sid the family is the whole user: every session's reuse ends it too.
+            let family_ended = reused_families.iter().any(|f| *f == sid || f.is_none());
+            match plan.outcome {
+                SpendOutcome::Spent => {
+                    prop_assert!(!family_ended, "a token of an ended family went through");
+                    *through.entry(request.token_id.clone()).or_default() += 1;
+                }
+                SpendOutcome::Retried => prop_assert!(false, "no grace window, no retry"),
+                SpendOutcome::Reused => {
+                    prop_assert!(through.contains_key(&request.token_id), "reused before it was spent");
+                    reused_families.push(sid);
+                }
+                SpendOutcome::Revoked => prop_assert!(family_ended, "refused without a reuse"),
+            }
+        }
+        prop_assert!(through.values().all(|&count| count == 1));
+    }
+
+    /// With a grace window, only the latest token of a family comes back as
+    /// a retry, and only within the window.
+    #[test]
+    fn a_retry_is_only_ever_the_latest_token_within_the_window(
+        presentations in prop::collection::vec((0u8..3, 0u32..4), 1..30),
+        grace in 1u64..4,
+    ) {
+        let mut object: HashMap<String, String> = HashMap::new();
+        let mut latest: Option<(u8, f64)> = None;
+        let mut now = 1.7e9 + 10.0;
+        for (n, pause) in presentations {
+            now += f64::from(pause);
+            let request = spend_request(n, Some(0), grace);
+            let values = request.keys().iter().map(|k| object.get(k).cloned()).collect();
+            let plan = refresh::plan(&request, values, now).unwrap();
+            for write in &plan.writes {
+                object.insert(write.key.clone(), write.value.clone());
+            }
+            match plan.outcome {
+                SpendOutcome::Spent => latest = Some((n, now)),
+                SpendOutcome::Retried => {
+                    let (token, at) = latest.unwrap();
+                    prop_assert_eq!(token, n);
+                    prop_assert!(now - at <= grace as f64);
+                }
+                SpendOutcome::Reused | SpendOutcome::Revoked => break,
+            }
+        }
     }
 }
