@@ -54,12 +54,14 @@ export class SessionObject extends DurableObject {
     return outcome;
   }
 
-  /** Every live entry, for operators and tests: [key, value, expiresAt]. */
+  /**
+   * Every stored record, for operators and tests: [key, value, expiresAt].
+   * Expired records read as absent at once and are deleted by the alarm;
+   * until it runs they show here.
+   */
   async entries() {
-    const now = nowSeconds();
     const all = await this.ctx.storage.list();
-    return [...all].filter(([, record]) => live(record, now) !== null)
-      .map(([key, record]) => [key, record.value, record.expiresAt]);
+    return [...all].map(([key, record]) => [key, record.value, record.expiresAt]);
   }
 
   /** Writes entries; a user cut-off is never lowered (the core's merge rule). */

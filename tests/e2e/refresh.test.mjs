@@ -296,6 +296,7 @@ test("spent markers expire with the token", async () => {
   const key = `v1:spent:${claimsOf(token).jti}`;
   let entries = await h.objectEntries(sub, "gw-no-leeway");
   assert.deepEqual(entries.find(([k]) => k === key)?.[2], exp, "spent until the token's exp (+ leeway, 0 here)");
+  // The object's alarm deletes what has expired: nothing is left stored.
   await sleep((exp - Date.now() / 1000 + 1.5) * 1000);
   entries = await h.objectEntries(sub, "gw-no-leeway");
   assert.deepEqual(entries, [], "nothing left once the token expired");
