@@ -44,6 +44,25 @@ const REFRESH_TTL_SECONDS = 86400;
 const MAX_REMEMBERED_SESSIONS = 10000;
 
 /**
+ * The web application's `mint` and `backchannel` options for a gateway with
+ * these vars (wrangler.toml's), signing with `secret` (its JWT_SECRET).
+ */
+export function appOptions(vars, secret) {
+  return {
+    mint: {
+      secret,
+      issuer: vars.JWT_ISSUER,
+      audience: vars.JWT_AUDIENCE,
+      cookie: vars.TOKEN_COOKIE,
+      refreshCookie: vars.REFRESH_COOKIE,
+      refreshPath: vars.REFRESH_PATH,
+      refreshTyp: vars.REFRESH_TYP,
+    },
+    backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },
+  };
+}
+
+/**
  * Starts the origin. Every request is recorded in `received`.
  *
  * - `mint` ({ secret, issuer, audience, cookie, refreshCookie, refreshPath,

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { startOrigin } from "../demo/origin.mjs";
+import { appOptions, startOrigin } from "../demo/origin.mjs";
 
 const GATEWAY_PORT = Number(process.env.PORT ?? 8787);
 
@@ -29,23 +29,9 @@ const originPort = Number(new URL(vars.ORIGIN_URL).port);
 
 const gatewayUrl = `http://127.0.0.1:${GATEWAY_PORT}`;
 
-const origin = await startOrigin({
-  port: originPort,
-  mint: {
-    secret: devVars.JWT_SECRET,
-    issuer: vars.JWT_ISSUER,
-    audience: vars.JWT_AUDIENCE,
-    cookie: vars.TOKEN_COOKIE,
-    // Refresh tokens: the cookie and route the gateway reads them from.
-    refreshCookie: vars.REFRESH_COOKIE,
-    refreshPath: vars.REFRESH_PATH,
-    refreshTyp: vars.REFRESH_TYP,
-  },
-  // The origin doubles as the identity provider: its back-channel logouts go
-  // to the gateway.
-  backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },
-  gatewayUrl,
-});
+// The origin doubles as the identity provider: its back-channel logouts go
+// to the gateway, as does its refresh-token replay.
+const origin = await startOrigin({ port: originPort, ...appOptions(vars, devVars.JWT_SECRET), gatewayUrl });
 console.log(`dev: demo origin on ${origin.url}`);
 
 const wrangler = spawn(

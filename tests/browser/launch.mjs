@@ -5,13 +5,13 @@
 // send back-channel logouts to it, and its thief button can replay a spent
 // refresh token. (The shared e2e harness serves through dispatchFetch only.)
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startOrigin } from "../../demo/origin.mjs";
+import { appOptions, startOrigin } from "../../demo/origin.mjs";
 import { SECRET, ADMIN_TOKEN } from "../support/tokens.mjs";
+import { gatewayWorker, wranglerOptions } from "../support/harness.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -19,37 +19,14 @@ export async function startGateway() {
   for (const file of ["build/index.js", "build/index_bg.wasm"]) {
     if (!existsSync(path.join(root, file))) throw new Error(`${file} is missing: run \`bash scripts/build.sh\` first`);
   }
-  const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
-  const vars = fromWrangler.bindings;
-  const origin = await startOrigin({
-    mint: {
-      secret: SECRET,
-      issuer: vars.JWT_ISSUER,
-      audience: vars.JWT_AUDIENCE,
-      cookie: vars.TOKEN_COOKIE,
-      refreshCookie: vars.REFRESH_COOKIE,
-      refreshPath: vars.REFRESH_PATH,
-      refreshTyp: vars.REFRESH_TYP,
-    },
-    backchannel: { path: vars.BACKCHANNEL_LOGOUT_PATH, audience: vars.BACKCHANNEL_LOGOUT_AUDIENCE },
-  });
+  const wrangler = wranglerOptions();
+  const vars = wrangler.bindings;
+  const origin = await startOrigin(appOptions(vars, SECRET));
+  const bindings = { ...vars, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
     port: 0,
-    workers: [{
-      name: "gateway",
-      modules: [
-        { type: "ESModule", path: path.join(root, "build/index.js") },
-        { type: "CompiledWasm", path: path.join(root, "build/index_bg.wasm") },
-      ],
-      compatibilityDate: fromWrangler.compatibilityDate,
-      compatibilityFlags: fromWrangler.compatibilityFlags,
-      bindings: { ...vars, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN },
-      kvNamespaces: fromWrangler.kvNamespaces,
-      // SESSIONS, the per-user Durable Objects (refresh tokens, strict paths):
-      // without it the gateway answers 500 misconfigured.
-      durableObjects: fromWrangler.durableObjects,
-    }],
+    workers: [gatewayWorker(wrangler, "gateway", bindings)],
   }));
   const url = (await mf.ready).origin;
   origin.setGatewayUrl(url);

@@ -2,22 +2,18 @@
 // not even inside error text the runtime wrote; and one structured line per
 // refused request, with its error code.
 //
-// The workers here are the release build, set up as in tests/support/harness.mjs,
+// The workers here are the release build, built by tests/support/harness.mjs's helpers,
 // in a Miniflare of their own whose workerd output (the workers' console,
 // stdout and stderr) is captured with `handleStructuredLogs` (Miniflare 5's
 // name for what Miniflare 3 called `handleRuntimeStdio`).
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { fileURLToPath } from "node:url";
-import path from "node:path";
 import { startOrigin } from "../../demo/origin.mjs";
-import { bearer } from "../support/harness.mjs";
+import { bearer, kvProbeWorker, probedGatewayWorker, wranglerOptions } from "../support/harness.mjs";
 import { closedPortUrl } from "../support/closed-port.mjs";
 import { mint, SECRET, OTHER_SECRET, ADMIN_TOKEN } from "../support/tokens.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SECRET_PARAM = "s3cr3t";
 
 /** Every line workerd wrote, as { level, message }. */
@@ -33,34 +29,15 @@ const tokens = new Set();
 
 before(async () => {
   origin = await startOrigin();
-  const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
-  config = { ...fromWrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
-  const [kvBinding] = Object.keys(fromWrangler.kvNamespaces);
-  const gatewayWorker = (name, bindings) => ({
-    name,
-    modules: [
-      { type: "ESModule", path: path.join(root, "build/index.js") },
-      { type: "CompiledWasm", path: path.join(root, "build/index_bg.wasm") },
-    ],
-    compatibilityDate: fromWrangler.compatibilityDate,
-    compatibilityFlags: fromWrangler.compatibilityFlags,
-    bindings,
-    serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } },
-    durableObjects: fromWrangler.durableObjects,
-  });
+  const wrangler = wranglerOptions();
+  config = { ...wrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
   mf = new Miniflare(
     convertV4MiniflareOptions({
       handleStructuredLogs: ({ level, message }) => captured.push({ level, message }),
       workers: [
-        gatewayWorker("gw-live", config),
-        gatewayWorker("gw-dead-origin", { ...config, ORIGIN_URL: await closedPortUrl() }),
-        {
-          name: "kv-probe",
-          modules: true,
-          scriptPath: path.join(root, "tests/support/kv-probe.mjs"),
-          compatibilityDate: fromWrangler.compatibilityDate,
-          kvNamespaces: { STORE: fromWrangler.kvNamespaces[kvBinding] },
-        },
+        probedGatewayWorker(wrangler, "gw-live", config),
+        probedGatewayWorker(wrangler, "gw-dead-origin", { ...config, ORIGIN_URL: await closedPortUrl() }),
+        kvProbeWorker(wrangler),
       ],
     }),
   );

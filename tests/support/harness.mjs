@@ -18,6 +18,56 @@ import { SECRET, ADMIN_TOKEN } from "./tokens.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
+/** wrangler.toml as Miniflare worker options (bindings, KV, Durable Objects, compatibility). */
+export const wranglerOptions = () => unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
+
+/**
+ * A gateway worker running the release build exactly as `wrangler deploy`
+ * would upload it, with wrangler.toml's KV and Durable Object bindings (each
+ * gateway worker gets its own objects, of its own class); `extra` overrides.
+ */
+export function gatewayWorker(wrangler, name, bindings, extra = {}) {
+  return {
+    name,
+    modules: [
+      { type: "ESModule", path: path.join(root, "build/index.js") },
+      { type: "CompiledWasm", path: path.join(root, "build/index_bg.wasm") },
+    ],
+    compatibilityDate: wrangler.compatibilityDate,
+    compatibilityFlags: wrangler.compatibilityFlags,
+    bindings,
+    kvNamespaces: wrangler.kvNamespaces,
+    durableObjects: wrangler.durableObjects,
+    ...extra,
+  };
+}
+
+/** A gateway worker whose REVOCATIONS goes through kv-probe (counted, failing on demand). */
+export function probedGatewayWorker(wrangler, name, bindings) {
+  const [kvBinding] = Object.keys(wrangler.kvNamespaces);
+  const { kvNamespaces: _real, ...worker } = gatewayWorker(wrangler, name, bindings);
+  return { ...worker, serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } } };
+}
+
+/** kv-probe, reading and writing the very namespace the gateways use. */
+export function kvProbeWorker(wrangler) {
+  const [kvBinding] = Object.keys(wrangler.kvNamespaces);
+  return {
+    name: "kv-probe",
+    modules: true,
+    scriptPath: path.join(root, "tests/support/kv-probe.mjs"),
+    compatibilityDate: wrangler.compatibilityDate,
+    kvNamespaces: { STORE: wrangler.kvNamespaces[kvBinding] },
+  };
+}
+
+/** `base` with `overrides` applied; an override of `undefined` removes that setting. */
+function overridden(base, overrides) {
+  const bindings = { ...base, ...overrides };
+  for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+  return bindings;
+}
+
 /**
  * `gateways`: extra gateway workers, name -> settings merged over the main
  * gateway's (a value of `undefined` removes the setting). Reach them with
@@ -29,69 +79,36 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
  */
 export async function startHarness({ gateways = {}, probedGateways = {}, unreachableObjectGateways = {} } = {}) {
   const origin = await startOrigin();
-  const fromWrangler = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
-  const config = { ...fromWrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
-  const [kvBinding] = Object.keys(fromWrangler.kvNamespaces);
-  const gatewayWorker = (name, bindings, extra = {}) => ({
-    name,
-    // The release build exactly as `wrangler deploy` would upload it.
-    modules: [
-      { type: "ESModule", path: path.join(root, "build/index.js") },
-      { type: "CompiledWasm", path: path.join(root, "build/index_bg.wasm") },
-    ],
-    compatibilityDate: fromWrangler.compatibilityDate,
-    compatibilityFlags: fromWrangler.compatibilityFlags,
-    bindings,
-    kvNamespaces: fromWrangler.kvNamespaces,
-    // SESSIONS: each gateway worker gets its own objects, of its own class.
-    durableObjects: fromWrangler.durableObjects,
-    ...extra,
-  });
+  const wrangler = wranglerOptions();
+  const config = { ...wrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
+  const [kvBinding] = Object.keys(wrangler.kvNamespaces);
+  const [objectBinding] = Object.keys(wrangler.durableObjects);
   const { ADMIN_TOKEN: _omit, ...noAdmin } = config;
-  const { kvNamespaces: _real, ...withoutKv } = gatewayWorker("gateway-probed", config);
+  const unreachableObjects = {
+    durableObjects: { [objectBinding]: { className: "UnreachableSessions", scriptName: "object-probe" } },
+  };
 
   // Miniflare 5 takes a new option shape; wrangler still speaks the v4 one,
   // and Miniflare ships the converter wrangler itself uses.
   const mf = new Miniflare(convertV4MiniflareOptions({
     workers: [
-      gatewayWorker("gateway", config),
-      { ...withoutKv, serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } } },
-      gatewayWorker("gateway-no-admin", noAdmin),
-      gatewayWorker("gateway-broken", { ...config, JWT_LEEWAY_SECONDS: "soon" }),
-      ...Object.entries(gateways).map(([name, overrides]) => {
-        const bindings = { ...config, ...overrides };
-        for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
-        return gatewayWorker(name, bindings);
-      }),
-      ...Object.entries(unreachableObjectGateways).map(([name, overrides]) => {
-        const bindings = { ...config, ...overrides };
-        for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
-        const [objectBinding] = Object.keys(fromWrangler.durableObjects);
-        return gatewayWorker(name, bindings, {
-          durableObjects: { [objectBinding]: { className: "UnreachableSessions", scriptName: "object-probe" } },
-        });
-      }),
+      gatewayWorker(wrangler, "gateway", config),
+      probedGatewayWorker(wrangler, "gateway-probed", config),
+      gatewayWorker(wrangler, "gateway-no-admin", noAdmin),
+      gatewayWorker(wrangler, "gateway-broken", { ...config, JWT_LEEWAY_SECONDS: "soon" }),
+      ...Object.entries(gateways).map(([name, o]) => gatewayWorker(wrangler, name, overridden(config, o))),
+      ...Object.entries(probedGateways).map(([name, o]) => probedGatewayWorker(wrangler, name, overridden(config, o))),
+      ...Object.entries(unreachableObjectGateways).map(([name, o]) =>
+        gatewayWorker(wrangler, name, overridden(config, o), unreachableObjects),
+      ),
       {
         name: "object-probe",
         modules: true,
         scriptPath: path.join(root, "tests/support/object-probe.mjs"),
-        compatibilityDate: fromWrangler.compatibilityDate,
+        compatibilityDate: wrangler.compatibilityDate,
         durableObjects: { UNUSED: "UnreachableSessions" },
       },
-      ...Object.entries(probedGateways).map(([name, overrides]) => {
-        const bindings = { ...config, ...overrides };
-        for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
-        const { kvNamespaces: _kv, ...worker } = gatewayWorker(name, bindings);
-        return { ...worker, serviceBindings: { [kvBinding]: { name: "kv-probe", entrypoint: "ProbedKv" } } };
-      }),
-      {
-        name: "kv-probe",
-        modules: true,
-        scriptPath: path.join(root, "tests/support/kv-probe.mjs"),
-        compatibilityDate: fromWrangler.compatibilityDate,
-        // The probe reads and writes the very namespace the gateway uses.
-        kvNamespaces: { STORE: fromWrangler.kvNamespaces[kvBinding] },
-      },
+      kvProbeWorker(wrangler),
     ],
   }));
   await mf.ready;
