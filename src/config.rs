@@ -11,7 +11,7 @@ use crate::keys::{
     parse_jwks, Algorithm, HmacKeys, KeyMaterial, KeySetSource, KeyType, VerifyKey,
     MIN_HMAC_KEY_BYTES,
 };
-use crate::routes::PathPattern;
+use crate::routes::{PathPattern, StrictPath};
 
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
 pub const DEFAULT_PASSWORD_CHANGE_PATH: &str = "/auth/password-change";
@@ -59,7 +59,7 @@ pub struct Config {
     pub refresh: Option<RefreshConfig>,
     /// `STRICT_PATHS`: requests there are also checked against the user's
     /// Durable Object (`SESSIONS`), which sees every revocation at once.
-    pub strict_paths: Vec<PathPattern>,
+    pub strict_paths: Vec<StrictPath>,
 }
 
 /// `REFRESH_PATH` and its companions.
@@ -529,7 +529,13 @@ impl Config {
 
         let token_cookie = cookie_name(&get, "TOKEN_COOKIE")?;
         let public_paths = path_patterns(&get, "PUBLIC_PATHS")?;
-        let strict_paths = path_patterns(&get, "STRICT_PATHS")?;
+        let strict_paths = list(get("STRICT_PATHS").as_deref())
+            .into_iter()
+            .map(|p| {
+                StrictPath::parse(&p)
+                    .ok_or_else(|| invalid("STRICT_PATHS", "each path must start with '/'"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
         let password_change_path = get("PASSWORD_CHANGE_PATH")
             .map(|p| p.trim().to_owned())

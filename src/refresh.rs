@@ -254,12 +254,18 @@ impl SpendRequest {
         LookupKeys::new(&self.token_id, Some(&self.sub), self.sid.as_deref())
     }
 
-    /// The keys [`plan`] needs, in the order it expects their values.
+    fn spent_key(&self) -> String {
+        bounded(KEY_PREFIX_SPENT, &self.token_id)
+    }
+
+    fn latest_key(&self) -> String {
+        bounded(KEY_PREFIX_LATEST, &self.family())
+    }
+
+    /// The keys [`plan`] needs, in the order it expects their values: the
+    /// spent marker, the family's latest marker, the revocation entries.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys = vec![
-            bounded(KEY_PREFIX_SPENT, &self.token_id),
-            bounded(KEY_PREFIX_LATEST, &self.family()),
-        ];
+        let mut keys = vec![self.spent_key(), self.latest_key()];
         keys.extend(self.lookup_keys().keys);
         keys
     }
@@ -275,20 +281,18 @@ pub fn plan(
     mut values: Vec<Option<String>>,
     now: NumericDate,
 ) -> Result<Plan, GateError> {
-    if values.len() != request.keys().len() {
+    let lookup = request.lookup_keys();
+    if values.len() != 2 + lookup.keys.len() {
         return Err(GateError::RevocationUnavailable);
     }
     let rest = values.split_off(2);
     let (spent, latest) = (values[0].take(), values[1].take());
-    if let Status::Revoked(_) = request.lookup_keys().interpret(rest, request.iat)?.status() {
+    if let Status::Revoked(_) = lookup.interpret(rest, request.iat)?.status() {
         return Ok(Plan {
             outcome: SpendOutcome::Revoked,
             writes: Vec::new(),
         });
     }
-    let [spent_key, latest_key, ..] = &request.keys()[..] else {
-        return Err(GateError::RevocationUnavailable);
-    };
     if spent.is_none() {
         let family = request.family();
         let entry = |key: &str, value: String| Entry {
@@ -299,8 +303,8 @@ pub fn plan(
         return Ok(Plan {
             outcome: SpendOutcome::Spent,
             writes: vec![
-                entry(spent_key, marker(now, &family)),
-                entry(latest_key, marker(now, &request.token_id)),
+                entry(&request.spent_key(), marker(now, &family)),
+                entry(&request.latest_key(), marker(now, &request.token_id)),
             ],
         });
     }

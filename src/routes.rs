@@ -137,33 +137,50 @@ impl<'a> LoosePath<'a> {
     /// resolve it, the way gateway routes are matched (`/Account%2fKeys`,
     /// `/x/../account/keys`, `/account/keys.json`, `/account/keys%20`);
     /// `/account/*` covers `/account` itself too.
-    pub fn is_strict(&self, strict_paths: &[PathPattern]) -> bool {
-        strict_paths.iter().any(|pattern| {
-            pattern.matches(self.path)
+    pub fn is_strict(&self, strict_paths: &[StrictPath]) -> bool {
+        strict_paths.iter().any(|strict| {
+            strict.pattern.matches(self.path)
                 || self.readings.iter().any(|reading| {
                     // Origins trim what ends a path: `/account%20`, `/account%00`.
                     let reading = reading.trim_end_matches(|c: char| c <= ' ' || c == '\x7f');
-                    strict_covers(pattern, reading)
+                    strict.covers(reading)
                 })
         })
     }
 }
 
-/// Does a strict pattern cover a path in loose form?
-fn strict_covers(pattern: &PathPattern, loose: &str) -> bool {
-    match pattern {
-        PathPattern::Exact(path) => same_route(loose, &loosely(path)),
-        // `/account/*`: the directory, anything under it, and the directory
-        // with a format suffix.
-        PathPattern::Prefix(prefix) if prefix.ends_with('/') => {
-            let dir = loosely(prefix);
-            dir == "/"
-                || same_route(loose, &dir)
-                || loose
-                    .strip_prefix(dir.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
+/// One `STRICT_PATHS` entry, with its loose form worked out once (at
+/// configuration time), not on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrictPath {
+    pattern: PathPattern,
+    loose: String,
+}
+
+impl StrictPath {
+    pub fn parse(pattern: &str) -> Option<StrictPath> {
+        let pattern = PathPattern::parse(pattern)?;
+        let (PathPattern::Exact(text) | PathPattern::Prefix(text)) = &pattern;
+        let loose = loosely(text);
+        Some(StrictPath { pattern, loose })
+    }
+
+    /// Does this entry cover a path in loose form?
+    fn covers(&self, loose: &str) -> bool {
+        match &self.pattern {
+            PathPattern::Exact(_) => same_route(loose, &self.loose),
+            // `/account/*`: the directory, anything under it, and the
+            // directory with a format suffix.
+            PathPattern::Prefix(prefix) if prefix.ends_with('/') => {
+                let dir = self.loose.as_str();
+                dir == "/"
+                    || same_route(loose, dir)
+                    || loose
+                        .strip_prefix(dir)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+            PathPattern::Prefix(_) => loose.starts_with(self.loose.as_str()),
         }
-        PathPattern::Prefix(prefix) => loose.starts_with(loosely(prefix).as_str()),
     }
 }
 
@@ -504,7 +521,7 @@ mod tests {
     #[test]
     fn strict_paths_cover_what_an_origin_would_route_there() {
         let strict = |pattern: &str, path: &str| {
-            LoosePath::new(path).is_strict(&[PathPattern::parse(pattern).unwrap()])
+            LoosePath::new(path).is_strict(&[StrictPath::parse(pattern).unwrap()])
         };
         for path in [
             "/billing",

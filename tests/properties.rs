@@ -31,8 +31,8 @@ use tokengate::keys::{Algorithm, SignatureVerifier, VerifyKey};
 use tokengate::refresh::{self, Entry, SpendOutcome, SpendRequest};
 use tokengate::revocation::{self, MAX_ENTRY_SECONDS};
 use tokengate::routes::{
-    loosely, route, route_with_backchannel, LoosePath, PathPattern, Route, ADMIN_INTROSPECT_PATH,
-    ADMIN_REVOKE_PATH, LOGOUT_ALL_PATH, LOGOUT_PATH,
+    loosely, route, route_with_backchannel, LoosePath, PathPattern, Route, StrictPath,
+    ADMIN_INTROSPECT_PATH, ADMIN_REVOKE_PATH, LOGOUT_ALL_PATH, LOGOUT_PATH,
 };
 use tokengate::token::{self, extract};
 use tokengate::verify::{verify_token, Verification, Verified};
@@ -970,11 +970,11 @@ proptest! {
     /// a format suffix) is strict: a miss would skip the object's check.
     #[test]
     fn spellings_of_a_strict_path_are_strict(sent in spelled("/account/keys/rotate")) {
-        let strict = [PathPattern::parse("/account/*").unwrap()];
+        let strict = [StrictPath::parse("/account/*").unwrap()];
         prop_assert!(LoosePath::new(&sent).is_strict(&strict), "{:?}", sent);
-        let exact = [PathPattern::parse("/Account/Keys/Rotate").unwrap()];
+        let exact = [StrictPath::parse("/Account/Keys/Rotate").unwrap()];
         prop_assert!(LoosePath::new(&sent).is_strict(&exact), "{:?}", sent);
-        let directory = [PathPattern::parse("/account/keys/rotate/*").unwrap()];
+        let directory = [StrictPath::parse("/account/keys/rotate/*").unwrap()];
         prop_assert!(LoosePath::new(&sent).is_strict(&directory), "{:?}", sent);
     }
 
