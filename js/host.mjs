@@ -55,8 +55,8 @@ export function kvPut(namespace, key, value, expiration) {
 
 /**
  * An object that has not answered by then counts as unreachable: the
- * request gets 503, never a forward. A round trip normally takes a few ms
- * (the object lives near its last caller) to ~100 ms across the world.
+ * request gets 503, never a forward. A round trip's length depends on how
+ * far away the object lives; 3 s is far beyond any healthy one.
  */
 const OBJECT_TIMEOUT_MS = 3000;
 /** Writes get as long as KV writes do. */
