@@ -240,10 +240,10 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             .as_ref()
             .and_then(|r| r.cookie.as_deref());
         let from_body = refresh::from_body(body)?;
+        // `extract` already refuses a cookie and a header that differ.
         let raw = refresh::one_token([
-            refresh::from_cookie(req.cookie, cookie)?,
+            token::extract(req.authorization, req.cookie, cookie)?,
             from_body.as_deref(),
-            token::extract(req.authorization, None, None)?,
         ])?;
         self.spend(raw, now).await
     }

@@ -328,18 +328,6 @@ pub fn plan(
     })
 }
 
-/// The refresh token in `REFRESH_COOKIE`, if that is set and sent. Two
-/// different values are refused, as for the access token.
-pub fn from_cookie<'a>(
-    cookie_header: Option<&'a str>,
-    cookie_name: Option<&'a str>,
-) -> Result<Option<&'a str>, GateError> {
-    match cookie_name {
-        Some(_) => crate::token::extract(None, cookie_header, cookie_name),
-        None => Ok(None),
-    }
-}
-
 /// A refresh request's body as the adapter read it.
 #[derive(Debug, Clone, Copy)]
 pub struct Body<'a> {
