@@ -16,7 +16,7 @@
 // BENCH_BUILD_DIR (Tokengate build, default build/), BENCH_OUT (output directory, default bench/),
 // BENCH_TOKENGATE_VARS (JSON object of extra vars for Tokengate only),
 // BENCH_TOKENGATE_DO ("BINDING=ClassName,..." Durable Object bindings for Tokengate, in-memory storage).
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, copyFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, copyFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
@@ -25,9 +25,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { installCleanup, start, run, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
-import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
-import { writeScript, wrk } from "./lib/wrk.mjs";
+import { installCleanup, pinBench, start, run, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
+import { writeConfig, workerdBinary, buildModules, wranglerCompatibilityDate } from "./lib/workerd.mjs";
+import { writeScript, wrk, requireWrk } from "./lib/wrk.mjs";
+import { kvControl, kvQuiet } from "./lib/control.mjs";
 import { makeKeys, makePools, payloadOf, ALGORITHMS, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
 import { summary, rotate } from "./lib/stats.mjs";
 import { writeReport } from "./lib/report.mjs";
@@ -61,23 +62,18 @@ for (const k of ["rounds", "seconds", "shortSeconds", "latencySeconds", "listRou
 
 const work = path.join(here, ".work");
 const runDir = path.join(work, "run");
-const COMPAT_DATE = (readFileSync(path.join(root, "wrangler.toml"), "utf8").match(/^compatibility_date\s*=\s*"([^"]+)"/m) ?? [])[1] ?? "2026-11-01";
+const COMPAT_DATE = wranglerCompatibilityDate();
 const t0 = Date.now();
 const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s]`, ...a);
 
 installCleanup();
 
 // ---------------------------------------------------------------- machine and pinning
-const ncpu = os.availableParallelism?.() ?? os.cpus().length;
-const PIN = ncpu >= 2 && spawnSync("taskset", ["-V"]).status === 0;
-const WORKER_CPU = PIN ? 0 : null; // workerd (and the classic Node server)
-const LOAD_CPU = PIN ? 1 : null; // wrk, paced client, KV service, origin, this script
-if (PIN) spawnSync("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)], { stdio: "ignore" });
-else console.warn("warning: fewer than 2 CPUs or no taskset; nothing is pinned, CPU figures include the load generator's interference");
-if (spawnSync("wrk", ["-v"]).error) {
-  console.error("wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)");
-  process.exit(2);
-}
+// WORKER_CPU: workerd (and the classic Node server); LOAD_CPU: wrk, paced client, KV service, origin, this script.
+const { ncpu, pinned: PIN, workerCpu: WORKER_CPU, loadCpu: LOAD_CPU } = pinBench(
+  "warning: fewer than 2 CPUs or no taskset; nothing is pinned, CPU figures include the load generator's interference",
+);
+requireWrk();
 
 // ---------------------------------------------------------------- contenders
 function gz(file) {
@@ -85,43 +81,12 @@ function gz(file) {
   return { raw: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
 }
 
-/**
- * Tokengate's modules: every .js/.mjs/.wasm at the top of build/, plus whatever
- * they import (relative imports, followed recursively, e.g. wasm-bindgen
- * snippets/). Subdirectories nothing imports (wrangler dry-run output, build
- * staging) are not part of the worker and are left out.
- */
+/** Tokengate's modules (lib/workerd.mjs buildModules), snapshotted: the same bytes for the whole run, even if build/ is rebuilt meanwhile. */
 function tokengateModules() {
   if (!existsSync(path.join(S.buildDir, "index.js"))) {
     throw new Error(`${S.buildDir}/index.js is missing: build Tokengate first (npm run build)`);
   }
-  const typeOf = (f) => (/\.m?js$/.test(f) ? "esModule" : /\.wasm$/.test(f) ? "wasm" : null);
-  const queue = readdirSync(S.buildDir, { withFileTypes: true })
-    .filter((e) => e.isFile() && typeOf(e.name) && !e.name.startsWith("."))
-    .map((e) => path.join(S.buildDir, e.name));
-  const seen = new Set();
-  const importRe = /(?:\bimport|\bexport)\s*(?:[\w*${}\s,]*?\bfrom\s*)?["'](\.{1,2}\/[^"']+)["']|\bimport\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g;
-  while (queue.length) {
-    const file = queue.shift();
-    if (seen.has(file)) continue;
-    if (!existsSync(file)) throw new Error(`${path.relative(root, file)} is imported by the build but missing`);
-    seen.add(file);
-    if (typeOf(file) !== "esModule") continue;
-    for (const m of readFileSync(file, "utf8").matchAll(importRe)) queue.push(path.resolve(path.dirname(file), m[1] ?? m[2]));
-  }
-  const files = [...seen].filter((f) => typeOf(f)).map((f) => ({ file: f, type: typeOf(f) }));
-  // Snapshot the build: the same bytes for the whole run, even if build/ is rebuilt meanwhile.
-  const snap = path.join(work, "tokengate-build");
-  rmSync(snap, { recursive: true, force: true });
-  const mods = files.map((f) => {
-    const name = path.relative(S.buildDir, f.file).split(path.sep).join("/");
-    const copy = path.join(snap, name);
-    mkdirSync(path.dirname(copy), { recursive: true });
-    copyFileSync(f.file, copy);
-    return { ...f, name, file: copy, source: f.file, mtime: statSync(f.file).mtime.toISOString() };
-  });
-  mods.sort((a, b) => (a.name === "index.js" ? -1 : b.name === "index.js" ? 1 : a.name.localeCompare(b.name)));
-  return mods;
+  return buildModules(S.buildDir, path.join(work, "tokengate-build"));
 }
 
 async function bundleJs(id) {
@@ -185,18 +150,6 @@ async function startKv(seedCount, entries) {
   kv.port = kv.info.port;
   return kv;
 }
-/** Waits until no KV request has arrived for 200 ms (earlier traffic drained), then zeroes the counters. */
-async function kvQuiet(kv) {
-  let last = JSON.stringify(await kvControl(kv, "stats"));
-  for (let i = 0; i < 100; i++) {
-    await sleep(200);
-    const now = JSON.stringify(await kvControl(kv, "stats"));
-    if (now === last) break;
-    last = now;
-  }
-  await kvControl(kv, "reset");
-}
-const kvControl = (kv, what) => request(`http://127.0.0.1:${kv.port}/${what}`, { headers: { "x-bench-admin": "1" } }).then((r) => JSON.parse(r.body));
 
 async function startWorkerd(c, { kvPort, originUrl, vars, port }) {
   port ??= await freePort();

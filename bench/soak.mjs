@@ -20,7 +20,7 @@
 //
 // bench/lib is imported read-only: workerd config, KV service, origin,
 // process helpers and key material are the benchmark's own.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -30,8 +30,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 
-import { installCleanup, start, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
-import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
+import { installCleanup, pinBench, start, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
+import { writeConfig, workerdBinary, buildModules, wranglerCompatibilityDate } from "./lib/workerd.mjs";
+import { benchControl } from "./lib/control.mjs";
 import { makeKeys, tamper, ALGORITHMS, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -66,7 +67,7 @@ for (const [k, ok] of [
 }
 
 const work = path.join(here, ".work", "soak");
-const COMPAT_DATE = (readFileSync(path.join(root, "wrangler.toml"), "utf8").match(/^compatibility_date\s*=\s*"([^"]+)"/m) ?? [])[1] ?? "2026-11-01";
+const COMPAT_DATE = wranglerCompatibilityDate();
 const ADMIN_TOKEN = `soak-admin-${randomBytes(12).toString("base64url")}`;
 const ORIGIN_BODY = "ok: origin reached\n"; // bench/lib/origin.mjs's answer outside /echo
 const t0 = performance.now();
@@ -87,12 +88,7 @@ const rand = () => {
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 
 // ---------------------------------------------------------------- pinning
-const ncpu = os.availableParallelism?.() ?? os.cpus().length;
-const PIN = ncpu >= 2 && spawnSync("taskset", ["-V"]).status === 0;
-const WORKER_CPU = PIN ? 0 : null;
-const LOAD_CPU = PIN ? 1 : null;
-if (PIN) spawnSync("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)], { stdio: "ignore" });
-else console.warn("soak: fewer than 2 CPUs or no taskset; nothing is pinned");
+const { ncpu, pinned: PIN, workerCpu: WORKER_CPU, loadCpu: LOAD_CPU } = pinBench("soak: fewer than 2 CPUs or no taskset; nothing is pinned");
 
 // ---------------------------------------------------------------- the build
 /** Waits for a complete build in build/ (others may be rebuilding it), then snapshots it. */
@@ -113,7 +109,7 @@ async function snapshotBuild() {
       const before = stable();
       await sleep(1500);
       if (stable() === before) {
-        const mods = collectModules();
+        const mods = buildModules(S.buildDir, path.join(work, "build"), { missing: "null" }); // null: mid-rebuild
         if (mods && mods.every((m) => m.type !== "wasm" || WebAssembly.validate(readFileSync(m.file)))) return mods;
       }
     }
@@ -122,35 +118,6 @@ async function snapshotBuild() {
     said = true;
     await sleep(5000);
   }
-}
-
-/** build/'s top-level .js/.mjs/.wasm and what they import (as bench/run.mjs does), copied to bench/.work/soak/build. */
-function collectModules() {
-  const typeOf = (f) => (/\.m?js$/.test(f) ? "esModule" : /\.wasm$/.test(f) ? "wasm" : null);
-  const queue = readdirSync(S.buildDir, { withFileTypes: true })
-    .filter((e) => e.isFile() && typeOf(e.name) && !e.name.startsWith("."))
-    .map((e) => path.join(S.buildDir, e.name));
-  const seen = new Set();
-  const importRe = /(?:\bimport|\bexport)\s*(?:[\w*${}\s,]*?\bfrom\s*)?["'](\.{1,2}\/[^"']+)["']|\bimport\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g;
-  while (queue.length) {
-    const file = queue.shift();
-    if (seen.has(file)) continue;
-    if (!existsSync(file)) return null; // mid-rebuild
-    seen.add(file);
-    if (typeOf(file) !== "esModule") continue;
-    for (const m of readFileSync(file, "utf8").matchAll(importRe)) queue.push(path.resolve(path.dirname(file), m[1] ?? m[2]));
-  }
-  const snap = path.join(work, "build");
-  rmSync(snap, { recursive: true, force: true });
-  const mods = [...seen].filter(typeOf).map((f) => {
-    const name = path.relative(S.buildDir, f).split(path.sep).join("/");
-    const copy = path.join(snap, name);
-    mkdirSync(path.dirname(copy), { recursive: true });
-    copyFileSync(f, copy);
-    return { name, type: typeOf(f), file: copy, source: f, mtime: statSync(f).mtime.toISOString() };
-  });
-  mods.sort((a, b) => (a.name === "index.js" ? -1 : b.name === "index.js" ? 1 : a.name.localeCompare(b.name)));
-  return mods;
 }
 
 // ---------------------------------------------------------------- tokens
@@ -573,7 +540,6 @@ async function main() {
     cpu: LOAD_CPU, readyJson: true, name: "kv-server", timeoutMs: 120_000,
   });
   const kvUrl = `http://127.0.0.1:${kv.info.port}`;
-  const control = async (url, what) => JSON.parse((await request(`${url}/${what}`, { headers: { "x-bench-admin": "1" } })).body);
 
   const port = await freePort();
   const vars = {
@@ -627,8 +593,8 @@ async function main() {
   // Warm-up (not counted): every live token once.
   for (const t of world.live) await send(base, { path: "/api/warm", headers: { authorization: `Bearer ${t.raw}` } });
   await mintExpiring(keys, world);
-  await control(originUrl, "reset");
-  await control(kvUrl, "reset");
+  await benchControl(originUrl, "reset");
+  await benchControl(kvUrl, "reset");
   stats.clear();
   latencies.length = 0;
   forwardedAnswers = 0;
@@ -694,8 +660,8 @@ async function main() {
     sweep = all.length;
   }
   const memEnd = died ? null : memOf(wd.pid);
-  const originStats = await control(originUrl, "stats");
-  const kvStats = await control(kvUrl, "stats");
+  const originStats = await benchControl(originUrl, "stats");
+  const kvStats = await benchControl(kvUrl, "stats");
   const workerdErr = wd.stderr();
   stopping = true;
   await wd.stop();

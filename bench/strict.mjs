@@ -37,9 +37,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 
-import { installCleanup, start, run, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
-import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
-import { writeScript, wrk } from "./lib/wrk.mjs";
+import { installCleanup, pinBench, start, run, cpuMicros, coreBusyMicros, freePort, request, sleep } from "./lib/proc.mjs";
+import { writeConfig, workerdBinary, wranglerCompatibilityDate } from "./lib/workerd.mjs";
+import { writeScript, wrk, requireWrk } from "./lib/wrk.mjs";
+import { kvControl, kvQuiet } from "./lib/control.mjs";
 import { makeKeys, mint, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
 import { median, rotate } from "./lib/stats.mjs";
 
@@ -63,7 +64,7 @@ for (const k of ["rounds", "seconds", "users", "latencySeconds", "connections"])
 }
 
 const work = path.join(here, ".work", "strict");
-const COMPAT_DATE = (readFileSync(path.join(root, "wrangler.toml"), "utf8").match(/^compatibility_date\s*=\s*"([^"]+)"/m) ?? [])[1] ?? "2026-11-01";
+const COMPAT_DATE = wranglerCompatibilityDate();
 const ADMIN_TOKEN = `strict-bench-admin-${randomBytes(12).toString("base64url")}`;
 const TIMED_PATH = "/api/items?page=1";
 const t0 = Date.now();
@@ -71,15 +72,8 @@ const log = (...a) => console.log(`[strict ${((Date.now() - t0) / 1000).toFixed(
 
 installCleanup();
 
-const PIN = (os.availableParallelism?.() ?? os.cpus().length) >= 2 && spawnSync("taskset", ["-V"]).status === 0;
-const WORKER_CPU = PIN ? 0 : null;
-const LOAD_CPU = PIN ? 1 : null;
-if (PIN) spawnSync("taskset", ["-a", "-p", "-c", String(LOAD_CPU), String(process.pid)], { stdio: "ignore" });
-else console.warn("warning: fewer than 2 CPUs or no taskset; nothing is pinned");
-if (spawnSync("wrk", ["-v"]).error) {
-  console.error("wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)");
-  process.exit(2);
-}
+const { pinned: PIN, workerCpu: WORKER_CPU, loadCpu: LOAD_CPU } = pinBench("warning: fewer than 2 CPUs or no taskset; nothing is pinned");
+requireWrk();
 
 function fail(what, detail) {
   throw new Error(`CHECK FAILED: ${what}\n${typeof detail === "string" ? detail : JSON.stringify(detail, null, 2)}`);
@@ -148,20 +142,6 @@ async function startWorkerd(c, { modules, kvPort, originUrl, vars }) {
       await sleep(5);
     }
   }
-}
-
-const kvControl = (kv, what) => request(`http://127.0.0.1:${kv.port}/${what}`, { headers: { "x-bench-admin": "1" } }).then((r) => JSON.parse(r.body));
-
-/** Waits until no KV request has arrived for 200 ms, then zeroes the counters. */
-async function kvQuiet(kv) {
-  let last = JSON.stringify(await kvControl(kv, "stats"));
-  for (let i = 0; i < 100; i++) {
-    await sleep(200);
-    const now = JSON.stringify(await kvControl(kv, "stats"));
-    if (now === last) break;
-    last = now;
-  }
-  await kvControl(kv, "reset");
 }
 
 const errorOf = (r) => {

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import os from "node:os";
 
 const children = new Set();
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
@@ -46,6 +47,21 @@ export function installCleanup() {
 export function pinArgs(cpu, cmd, args) {
   if (cpu === null || cpu === undefined) return [cmd, args];
   return ["taskset", ["-c", String(cpu), cmd, ...args]];
+}
+
+/**
+ * The bench's two cores: workerd on CPU 0; load generators, services and this
+ * process on CPU 1 (pinned here, all its threads). With fewer than 2 CPUs or no
+ * taskset nothing is pinned, both CPUs are null, and `warning` is printed.
+ */
+export function pinBench(warning) {
+  const ncpu = os.availableParallelism?.() ?? os.cpus().length;
+  const pinned = ncpu >= 2 && spawnSync("taskset", ["-V"]).status === 0;
+  const workerCpu = pinned ? 0 : null;
+  const loadCpu = pinned ? 1 : null;
+  if (pinned) spawnSync("taskset", ["-a", "-p", "-c", String(loadCpu), String(process.pid)], { stdio: "ignore" });
+  else console.warn(warning);
+  return { ncpu, pinned, workerCpu, loadCpu };
 }
 
 /**

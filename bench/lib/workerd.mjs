@@ -1,9 +1,56 @@
 // workerd from npm, one worker per process, configured by a generated capnp file.
-import { writeFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** wrangler.toml's compatibility_date, so workerd runs the worker as deployed. */
+export function wranglerCompatibilityDate() {
+  return (readFileSync(path.join(root, "wrangler.toml"), "utf8").match(/^compatibility_date\s*=\s*"([^"]+)"/m) ?? [])[1] ?? "2026-11-01";
+}
+
+/**
+ * A build's modules: every .js/.mjs/.wasm at the top of buildDir, plus whatever
+ * they import (relative imports, followed recursively, e.g. wasm-bindgen
+ * snippets/). Subdirectories nothing imports (wrangler dry-run output, build
+ * staging) are not part of the worker and are left out. The files are copied
+ * to snapDir (emptied first), so a run uses the same bytes even if buildDir is
+ * rebuilt meanwhile. index.js comes first (the main module).
+ * An imported file that is missing: missing "throw" throws, "null" returns null (mid-rebuild).
+ * Returns [{ name, type, file (the copy), source, mtime }].
+ */
+export function buildModules(buildDir, snapDir, { missing = "throw" } = {}) {
+  const typeOf = (f) => (/\.m?js$/.test(f) ? "esModule" : /\.wasm$/.test(f) ? "wasm" : null);
+  const queue = readdirSync(buildDir, { withFileTypes: true })
+    .filter((e) => e.isFile() && typeOf(e.name) && !e.name.startsWith("."))
+    .map((e) => path.join(buildDir, e.name));
+  const seen = new Set();
+  const importRe = /(?:\bimport|\bexport)\s*(?:[\w*${}\s,]*?\bfrom\s*)?["'](\.{1,2}\/[^"']+)["']|\bimport\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g;
+  while (queue.length) {
+    const file = queue.shift();
+    if (seen.has(file)) continue;
+    if (!existsSync(file)) {
+      if (missing === "null") return null;
+      throw new Error(`${path.relative(root, file)} is imported by the build but missing`);
+    }
+    seen.add(file);
+    if (typeOf(file) !== "esModule") continue;
+    for (const m of readFileSync(file, "utf8").matchAll(importRe)) queue.push(path.resolve(path.dirname(file), m[1] ?? m[2]));
+  }
+  rmSync(snapDir, { recursive: true, force: true });
+  const mods = [...seen].filter(typeOf).map((f) => {
+    const name = path.relative(buildDir, f).split(path.sep).join("/");
+    const copy = path.join(snapDir, name);
+    mkdirSync(path.dirname(copy), { recursive: true });
+    copyFileSync(f, copy);
+    return { name, type: typeOf(f), file: copy, source: f, mtime: statSync(f).mtime.toISOString() };
+  });
+  mods.sort((a, b) => (a.name === "index.js" ? -1 : b.name === "index.js" ? 1 : a.name.localeCompare(b.name)));
+  return mods;
+}
 
 /** Path of the native workerd binary that npm installed (not a wrapper script). */
 export function workerdBinary() {

@@ -1,5 +1,6 @@
 // wrk with a Lua script rotating through a token pool; results as JSON.
 import { writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { run } from "./proc.mjs";
 
@@ -40,6 +41,14 @@ end
 `,
   );
   return file;
+}
+
+/** Exits (status 2) with an install hint when wrk is not installed. */
+export function requireWrk() {
+  if (spawnSync("wrk", ["-v"]).error) {
+    console.error("wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)");
+    process.exit(2);
+  }
 }
 
 /** Runs wrk pinned to `cpu`; returns the parsed JSON from done(). */
