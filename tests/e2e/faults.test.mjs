@@ -17,11 +17,11 @@
 //   "no keys ever fetched: 503 keys_unavailable, not a bad-token 401"
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { SignJWT, generateKeyPair, exportJWK } from "jose";
+import { generateKeyPair, exportJWK } from "jose";
 import { startHarness, bearer, json } from "../support/harness.mjs";
 import { startJwksServer } from "../support/jwks-server.mjs";
 import { closedPortUrl } from "../support/closed-port.mjs";
-import { mint, now, ADMIN_TOKEN } from "../support/tokens.mjs";
+import { mint, now, es256Token, ADMIN_TOKEN } from "../support/tokens.mjs";
 
 /** KV_READ_TIMEOUT_MS in js/host.mjs. */
 const KV_READ_TIMEOUT_MS = 3000;
@@ -219,15 +219,7 @@ test("origin refusing connections: 502 origin_unreachable for a public path and 
 
 // ---- 3. Identity provider ----------------------------------------------------
 
-async function esToken(kid) {
-  return new SignJWT({ sub: "alice" })
-    .setProtectedHeader({ alg: "ES256", kid })
-    .setIssuer(h.config.JWT_ISSUER)
-    .setAudience(h.config.JWT_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(now() + 600)
-    .sign(keys[kid].privateKey);
-}
+const esToken = (kid) => es256Token(keys[kid].privateKey, kid, h.config);
 
 const verifyAt = async (scenario, kid) =>
   outcome(await h.at(`gw-${scenario}`)("/api/resource", { headers: bearer(await esToken(kid)) }));

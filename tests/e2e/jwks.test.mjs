@@ -2,10 +2,10 @@
 // removed keys refused, provider outages, and no refetch storms.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { SignJWT, generateKeyPair, exportJWK } from "jose";
+import { generateKeyPair, exportJWK } from "jose";
 import { startHarness, bearer } from "../support/harness.mjs";
 import { startJwksServer } from "../support/jwks-server.mjs";
-import { now } from "../support/tokens.mjs";
+import { es256Token, now } from "../support/tokens.mjs";
 
 let h;
 let idp;
@@ -34,15 +34,8 @@ after(async () => {
   await idp?.close();
 });
 
-async function token(kid) {
-  return new SignJWT({ sub: "alice" })
-    .setProtectedHeader({ alg: "ES256", kid })
-    .setIssuer(h.config.JWT_ISSUER)
-    .setAudience(h.config.JWT_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(now() + 600)
-    .sign(keys[kid]?.privateKey ?? keys.k1.privateKey);
-}
+// An unknown kid is signed with k1's key: only the kid decides which key the gateway looks for.
+const token = (kid) => es256Token(keys[kid]?.privateKey ?? keys.k1.privateKey, kid, h.config);
 
 async function outcome(scenario, kid) {
   const response = await h.at(`gw-${scenario}`)("/api/resource", { headers: bearer(await token(kid)) });

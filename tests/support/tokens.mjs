@@ -28,6 +28,17 @@ export async function mint({ sub = "alice", alg = "HS256", secret = SECRET, head
   return new SignJWT(payload).setProtectedHeader({ alg, ...header }).sign(encoder.encode(secret));
 }
 
+/** An ES256 token for "alice" signed with `privateKey` under `kid`, for the gateway's issuer and audience. */
+export function es256Token(privateKey, kid, config) {
+  return new SignJWT({ sub: "alice" })
+    .setProtectedHeader({ alg: "ES256", kid })
+    .setIssuer(config.JWT_ISSUER)
+    .setAudience(config.JWT_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(now() + 600)
+    .sign(privateKey);
+}
+
 /** A token whose header and payload are exactly what we say, signature by jose's key. */
 export function claimsOf(token) {
   return JSON.parse(new TextDecoder().decode(base64url.decode(token.split(".")[1])));
