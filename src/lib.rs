@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod headers;
+pub mod jitter;
 pub mod keyring;
 pub mod keys;
 pub mod origin_revoke;

@@ -367,8 +367,10 @@ pub async fn check(
 /// The pauses between the attempts of a write, in milliseconds: try, wait
 /// 1.1 s, try, wait 2.2 s, try. KV allows one write per second per key, so
 /// each retry waits more than a second (with a margin, then backing off).
-/// Bounded: a failing write holds its request for at most 3.3 s of waiting,
-/// which costs no CPU time in a Worker.
+/// Each pause is spread by up to half again ([`crate::jitter`]), so that
+/// isolates failing on one key together do not retry together. Bounded: a
+/// failing write holds its request for at most 4.95 s of waiting, which
+/// costs no CPU time in a Worker.
 pub const RETRY_PAUSES_MS: [u32; 2] = [1100, 2200];
 
 /// How many times a write is tried before the failure is reported.
@@ -407,7 +409,7 @@ async fn put_with_retry(
     let mut kv_pending = kv;
     for attempt in 0..WRITE_ATTEMPTS {
         if let Some(millis) = attempt.checked_sub(1).map(|i| RETRY_PAUSES_MS[i]) {
-            store.pause(millis).await;
+            store.pause(crate::jitter::jittered(millis)).await;
         }
         if kv_pending {
             if store.put(key, value, expires_at).await.is_err() {
@@ -965,10 +967,10 @@ pub(crate) mod tests {
                 );
                 // One pause before each retry, none after the last failure.
                 let retries = failures.min(WRITE_ATTEMPTS - 1);
-                assert_eq!(
-                    *store.pauses.borrow(),
-                    RETRY_PAUSES_MS[..retries],
-                    "{which}, {failures} failures"
+                assert!(
+                    crate::jitter::within_schedule(&store.pauses.borrow(), retries),
+                    "{which}, {failures} failures: {:?}",
+                    store.pauses.borrow()
                 );
                 assert_eq!(store.writes.get(), (failures + 1).min(WRITE_ATTEMPTS));
             }
@@ -976,7 +978,7 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         store.failing_writes.set(2);
         assert!(cut_off(&store).is_ok());
-        assert_eq!(*store.pauses.borrow(), [1100, 2200]);
+        assert!(crate::jitter::within_schedule(&store.pauses.borrow(), 2));
     }
 
     fn with_sid(sub: &str, sid: &str) -> Claims {
