@@ -24,5 +24,7 @@ pub mod routes;
 pub mod token;
 pub mod verify;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "workers-rs")))]
 mod edge;
+#[cfg(all(target_arch = "wasm32", feature = "workers-rs"))]
+pub mod workers_rs;
