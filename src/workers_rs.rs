@@ -31,6 +31,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use js_sys::{Array, Promise, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -519,7 +520,9 @@ fn with_identity(
 }
 
 /// A small request body (admin API, back-channel logout), at most `limit`
-/// bytes. A declared length over the limit is refused unread.
+/// bytes. A declared length over the limit is refused unread; a body
+/// without one is read as it streams in and refused at the limit, never
+/// buffered whole.
 async fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, GateError> {
     let declared = request.headers().get("content-length").ok().flatten();
     if declared
@@ -528,13 +531,19 @@ async fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, GateE
     {
         return Err(GateError::InvalidRequest);
     }
-    let body = request
-        .bytes()
-        .await
-        .map_err(|_| GateError::InvalidRequest)?;
-    (body.len() <= limit)
-        .then_some(body)
-        .ok_or(GateError::InvalidRequest)
+    if request.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut chunks = request.stream().map_err(|_| GateError::InvalidRequest)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| GateError::InvalidRequest)?;
+        if body.len() + chunk.len() > limit {
+            return Err(GateError::InvalidRequest);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `future`'s output, or `None` once `millis` passed without it.

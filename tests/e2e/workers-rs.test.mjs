@@ -197,3 +197,26 @@ test("OpenID back-channel logout naming the user cuts off its tokens", async () 
   await response.arrayBuffer();
   assert.equal((await me(token)).body.error, "token_revoked");
 });
+
+test("an admin body over 64 KiB is refused as the standalone gateway refuses it, streamed or declared", async () => {
+  const oversized = JSON.stringify({ token: "x".repeat(100 * 1024) });
+  const streamed = () => new ReadableStream({
+    start(controller) {
+      const bytes = new TextEncoder().encode(oversized);
+      for (let at = 0; at < bytes.length; at += 16 * 1024) controller.enqueue(bytes.slice(at, at + 16 * 1024));
+      controller.close();
+    },
+  });
+  const headers = { ...bearer(ADMIN_TOKEN), "content-type": "application/json" };
+  for (const [name, init] of [
+    ["declared", () => ({ method: "POST", headers, body: oversized })],
+    ["streamed without a length", () => ({ method: "POST", headers, body: streamed(), duplex: "half" })],
+  ]) {
+    const ours = await app("/_admin/revoke", init());
+    const theirs = await standalone.fetch("/_admin/revoke", init());
+    const [oursBody, theirsBody] = [await json(ours), await json(theirs)];
+    assert.equal(ours.status, 400, name);
+    assert.equal(ours.status, theirs.status, name);
+    assert.equal(oursBody.error, theirsBody.error, name);
+  }
+});
