@@ -5,7 +5,8 @@
 //! revocation data from an injected [`revocation::RevocationStore`], and runs
 //! under plain `cargo test`. The `edge` module is the thin wasm adapter that
 //! turns a Worker request into core input and the core's answer into a
-//! response.
+//! response. `workers_rs` (cargo feature `workers-rs`) is the other
+//! adapter, for use inside a workers-rs Worker; it decides nothing either.
 
 pub mod admin;
 pub mod backchannel;
