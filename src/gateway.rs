@@ -339,14 +339,38 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .map_err(refuse)?;
         }
+        // Without `sid` the token cannot be told apart from the other tokens
+        // of its sign-in (an identity provider's refreshed access tokens
+        // carry none), so its user is cut off: every token issued before
+        // now. A retry whose token a cut-off already covers writes no later
+        // one, which would end a sign-in made since.
+        let cut_off = match (sid, sub) {
+            (None, Some(sub)) => {
+                let (max_age, leeway) = (
+                    self.config.max_token_age_seconds,
+                    self.config.leeway_seconds,
+                );
+                let covered = found
+                    .cut_off
+                    .filter(|&c| revocation::revoked_by_cut_off(verified.claims.iat, c));
+                let written = match covered {
+                    Some(c) => {
+                        revocation::mirror_cut_off(self.store, sub, c, now, max_age, leeway).await
+                    }
+                    None => revocation::cut_off_user(self.store, sub, now, max_age, leeway).await,
+                };
+                Some(written.map_err(refuse)?)
+            }
+            _ => None,
+        };
         let mut reply = Reply::json(
             200,
             &LoggedOut {
                 status: "logged_out",
                 token_id: Some(id),
                 sid,
-                sub: None,
-                revoked_before: None,
+                sub: cut_off.and(sub),
+                revoked_before: cut_off,
             },
         );
         reply.headers.extend(self.clear_cookie_headers());
@@ -704,7 +728,7 @@ mod tests {
         assert_eq!(finish(&verified, &store, 400), Ok(()));
         assert!(store.entries.borrow().is_empty());
         assert_eq!(finish(&verified, &store, 204), Ok(()));
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000002.000");
         // A flaky store: the retries wait for KV's one write per second.
         let flaky = MemoryStore::default();
         flaky.failing_writes.set(2);
@@ -990,6 +1014,80 @@ mod tests {
     }
 
     #[test]
+    fn logout_without_sid_cuts_off_the_user_once() {
+        // A provider's access tokens without sid: the token refreshed from
+        // the same sign-in cannot be told apart, so all of the user's go.
+        // (Leeway: the next-second token's iat is a second ahead.)
+        let config = config(&[("JWT_LEEWAY_SECONDS", "30")]);
+        let store = MemoryStore::default();
+        let at = |jti: &str, iat: f64| {
+            format!(
+                "Bearer {}",
+                token(json!({"sub": "alice", "jti": jti, "iat": iat, "exp": NOW + 600.0}))
+            )
+        };
+        let (presented, refreshed) = (at("first", NOW - 10.0), at("refreshed", NOW - 5.0));
+        let logout = |bearer| {
+            reply(decide(
+                &config,
+                &store,
+                &request("POST", "/auth/logout", Some(bearer)),
+            ))
+        };
+        let answer = logout(&presented);
+        assert_eq!(answer.status, 200);
+        assert_eq!(
+            body(&answer),
+            json!({"status": "logged_out", "token_id": "first", "sub": "alice",
+                   "revoked_before": NOW + 1.0})
+        );
+        let get = |bearer| decide(&config, &store, &request("GET", "/api", Some(bearer)));
+        let same_second = at("same-second", NOW);
+        for bearer in [&presented, &refreshed, &same_second] {
+            let Decision::Reply(refused) = get(bearer) else {
+                panic!("{bearer} still works after the logout");
+            };
+            assert_eq!(error_code(&refused), "token_revoked");
+        }
+        assert!(matches!(
+            get(&at("next-second", NOW + 1.0)),
+            Decision::Forward(Some(_))
+        ));
+        // A retry of the same logout writes no later cut-off.
+        let writes = store.writes.get();
+        assert_eq!(logout(&presented).status, 200);
+        assert_eq!(store.writes.get(), writes);
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+    }
+
+    #[test]
+    fn with_require_sid_a_token_without_sid_is_refused_and_logout_ends_the_session_only() {
+        let config = config(&[("REQUIRE_SID", "true")]);
+        let store = MemoryStore::default();
+        let get = |bearer: &str| decide(&config, &store, &request("GET", "/api", Some(bearer)));
+        let Decision::Reply(refused) = get(&format!("Bearer {}", alice())) else {
+            panic!("a token without sid was forwarded");
+        };
+        assert_eq!(
+            (refused.status, error_code(&refused)),
+            (401, "sid_required".into())
+        );
+        let phone = format!("Bearer {}", with_sid("s-1", "phone"));
+        let laptop = format!("Bearer {}", with_sid("s-2", "laptop"));
+        let out = reply(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&phone)),
+        ));
+        assert_eq!(
+            body(&out),
+            json!({"status": "logged_out", "token_id": "phone", "sid": "s-1"})
+        );
+        assert!(!store.entries.borrow().contains_key("v1:sub:alice"));
+        assert!(matches!(get(&laptop), Decision::Forward(Some(_))));
+    }
+
+    #[test]
     fn a_logout_whose_session_write_failed_is_finished_by_a_retry() {
         let config = config(&[]);
         let store = MemoryStore::default();
@@ -1156,7 +1254,7 @@ mod tests {
 
         let store = MemoryStore::default();
         assert_eq!(finish_origin(&plain, &store, "USER, bogus"), Ok(()));
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000002.000");
 
         let store = MemoryStore::default();
         assert_eq!(

@@ -30,8 +30,8 @@ use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::GateError;
 use crate::revocation::{
-    bounded, cut_off_expiry, format_cut_off, session_entry, session_entry_expiry, session_key,
-    user_key, LookupKeys, RevokedBy, Status, MAX_ENTRY_SECONDS,
+    bounded, cut_off_after, cut_off_expiry, format_cut_off, session_entry, session_entry_expiry,
+    session_key, user_key, LookupKeys, RevokedBy, Status, MAX_ENTRY_SECONDS,
 };
 use crate::verify::Verified;
 
@@ -168,7 +168,7 @@ impl SpendRequest {
             },
             None => Entry {
                 key: user_key(sub),
-                value: format_cut_off(now),
+                value: format_cut_off(cut_off_after(now)),
                 expires_at: cut_off_expiry(now, config.max_token_age_seconds, leeway),
             },
         };
@@ -524,7 +524,10 @@ mod tests {
         let old = request("r1", None, 0);
         object.spend(&old, NOW);
         assert_eq!(object.spend(&old, NOW + 5.0), SpendOutcome::Reused);
-        assert_eq!(object.0["v1:sub:alice"], format_cut_off(NOW));
+        assert_eq!(
+            object.0["v1:sub:alice"], "1700000001.000",
+            "the end of the second the token was presented in"
+        );
         assert_eq!(
             object.spend(&request("r9", Some("s9"), 0), NOW + 6.0),
             SpendOutcome::Revoked

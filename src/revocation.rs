@@ -176,6 +176,27 @@ pub fn revoked_by_cut_off(iat: Option<NumericDate>, cut_off: NumericDate) -> boo
     iat.is_none_or(|iat| iat < cut_off)
 }
 
+/// The cut-off that revokes every token that may have been issued before
+/// `event`, the instant of a logout, logout-all or other revocation.
+///
+/// An instant with a fraction is exact. One without may stand for any moment
+/// of its second: a logout token's `iat` is a whole second, so the logout
+/// happened somewhere in `[iat, iat + 1)`, and a token with the same
+/// whole-second `iat` may be from just before it. So the cut-off is the end
+/// of that second: same-second tokens are revoked, tokens issued in the next
+/// second or later are not (a replayed logout token cannot reach them). The
+/// gateway's own clock (`now`) almost always has a fraction; when it lands on
+/// a whole second it is treated the same way, which errs on the safe side by
+/// under a second. Every cut-off source goes through here
+/// ([`cut_off_user_at`], refresh-token reuse).
+pub fn cut_off_after(event: NumericDate) -> NumericDate {
+    if event.fract() == 0.0 {
+        event + 1.0
+    } else {
+        event
+    }
+}
+
 /// Parses a cut-off as stored; an unreadable value fails closed.
 pub fn parse_cut_off(value: &str) -> Result<NumericDate, StoreError> {
     // serde_json's number parser, already in the build, rather than a second one.
@@ -203,9 +224,10 @@ pub fn merged<'a>(key: &str, stored: Option<&'a str>, new: &'a str) -> &'a str {
 }
 
 /// Cut-offs are written with millisecond precision, in integer arithmetic
-/// (float formatting would cost ~15 KB of wasm).
-pub fn format_cut_off(now: NumericDate) -> String {
-    let millis = (now.max(0.0) * 1000.0).round() as u64;
+/// (float formatting would cost ~15 KB of wasm), rounded up: a cut-off may
+/// revoke a token a fraction of a millisecond younger, never spare an older one.
+pub fn format_cut_off(cut_off: NumericDate) -> String {
+    let millis = (cut_off.max(0.0) * 1000.0).ceil() as u64;
     format!("{}.{:03}", millis / 1000, millis % 1000)
 }
 
@@ -458,7 +480,7 @@ pub async fn revoke_token(
     Ok(expires_at)
 }
 
-/// Revokes every token of `sub` issued before `now`.
+/// Revokes every token of `sub` issued before `now` ([`cut_off_after`]).
 ///
 /// Without `max_token_age` the key never expires: we cannot know how long
 /// the user's older tokens live (it is one key per user, overwritten, so it
@@ -474,18 +496,20 @@ pub async fn cut_off_user(
     cut_off_user_at(store, sub, now, now, max_token_age, leeway_seconds).await
 }
 
-/// Revokes every token of `sub` issued before `cut_off`, which may lie in
-/// the past (a back-channel logout cuts off at its logout token's `iat`).
-/// The entry's expiry counts from `now`, as in [`cut_off_user`].
+/// Revokes every token of `sub` that may have been issued before `event`
+/// ([`cut_off_after`]), which may lie in the past (a back-channel logout
+/// cuts off at its logout token's `iat`). The entry's expiry counts from
+/// `now`, as in [`cut_off_user`]. Returns the cut-off as stored.
 pub async fn cut_off_user_at(
     store: &impl RevocationStore,
     sub: &str,
-    cut_off: NumericDate,
+    event: NumericDate,
     now: NumericDate,
     max_token_age: Option<u64>,
     leeway_seconds: u64,
 ) -> Result<NumericDate, GateError> {
     let to = To::Everywhere(Some(sub));
+    let cut_off = cut_off_after(event);
     write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
 }
 
@@ -786,10 +810,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_cut_off_fails_safe_at_the_second_boundary() {
+        // Logout-all, password change, admin, origin-directed and
+        // back-channel cut-offs all go through `cut_off_user_at`; refresh
+        // reuse through `cut_off_after`. A whole-second instant may be any
+        // moment of its second, so tokens of that second are revoked; a
+        // fractional one is exact. Tokens of the next second never are.
+        const SECOND: f64 = 1_700_000_000.0;
+        for (event, cut_off) in [
+            (SECOND, SECOND + 1.0),
+            (SECOND + 0.25, SECOND + 0.25),
+            (SECOND + 0.999, SECOND + 0.999),
+        ] {
+            let store = MemoryStore::default();
+            let stored = block_on(cut_off_user_at(&store, "alice", event, event, None, 0));
+            assert_eq!(stored, Ok(cut_off), "{event}");
+            let status = |iat: f64| block_on(check(&store, "t", &claims("alice", Some(iat))));
+            let revoked = Ok(Status::Revoked(RevokedBy::UserCutOff));
+            assert_eq!(status(SECOND - 1.0), revoked, "{event}");
+            assert_eq!(status(SECOND), revoked, "{event}: the same whole second");
+            assert_eq!(status(SECOND + 1.0), Ok(Status::Active), "{event}");
+        }
+        // Fractional tokens inside the second are ordered exactly against
+        // a fractional event, and count as before a whole-second one.
+        assert!(revoked_by_cut_off(
+            Some(SECOND + 0.2),
+            cut_off_after(SECOND + 0.25)
+        ));
+        assert!(!revoked_by_cut_off(
+            Some(SECOND + 0.3),
+            cut_off_after(SECOND + 0.25)
+        ));
+        assert!(revoked_by_cut_off(
+            Some(SECOND + 0.9),
+            cut_off_after(SECOND)
+        ));
+        // A stored cut-off is mirrored as it is, never moved again.
+        let store = MemoryStore::default();
+        assert_eq!(
+            block_on(mirror_cut_off(&store, "alice", SECOND, SECOND, None, 0)),
+            Ok(SECOND)
+        );
+    }
+
+    #[test]
     fn cut_offs_round_trip_with_millisecond_precision() {
         assert_eq!(format_cut_off(1_700_000_000.5), "1700000000.500");
-        assert_eq!(format_cut_off(1_700_000_000.000_4), "1700000000.000");
+        assert_eq!(format_cut_off(1_700_000_000.000_4), "1700000000.001");
         assert_eq!(format_cut_off(1_700_000_000.099_6), "1700000000.100");
+        assert_eq!(format_cut_off(1_700_000_000.0), "1700000000.000");
         assert_eq!(parse_cut_off("1700000000.123"), Ok(1_700_000_000.123));
         assert!(parse_cut_off("soon").is_err());
     }

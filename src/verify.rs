@@ -292,6 +292,9 @@ pub fn check_claims(
     // (`revocation::session_entry_expiry`). A token of a session that was
     // issued longer ago than that could outlive the entry revoking it, so
     // it is refused: no revoked session comes back when its entry expires.
+    if config.require_sid && claims.session().is_none() {
+        return Err(GateError::SidRequired);
+    }
     if claims.session().is_some() {
         let lifetime = config.session_lifetime_seconds as f64 + leeway;
         match claims.iat {
