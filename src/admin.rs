@@ -8,14 +8,12 @@ use sha2::{Digest, Sha256};
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Reply};
+use crate::form::MAX_BODY_BYTES;
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::revocation::{self, RevocationStore, RevokedBy, Status, To};
 use crate::token;
 use crate::verify::{verify_signature, verify_token, Verification};
-
-/// Largest admin request body read, in bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminAction {

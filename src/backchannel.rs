@@ -27,16 +27,11 @@ use serde::Serialize;
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Reply};
+use crate::form::{form_decode, is_form, MAX_BODY_BYTES};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::revocation::{self, RevocationStore, RevokedBy, To};
 use crate::verify::{verify_signature_as, TokenKind, Verification};
-
-/// Largest request body read, in bytes. A logout token is a few hundred.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The only content type the route takes (2.5).
-pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// A logout token that passed every check of 2.6.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,15 +61,6 @@ fn invalid(why: &'static str) -> GateError {
     GateError::LogoutTokenInvalid(why)
 }
 
-/// Is this `Content-Type` the form encoding (parameters such as
-/// `charset` allowed)?
-pub fn is_form(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|value| {
-        let media_type = value.split(';').next().unwrap_or_default().trim();
-        media_type.eq_ignore_ascii_case(FORM_CONTENT_TYPE)
-    })
-}
-
 /// The `logout_token` parameter of a form body: `+` is a space and `%XX`
 /// an octet (application/x-www-form-urlencoded). Exactly one is required;
 /// other parameters are ignored.
@@ -102,27 +88,6 @@ pub fn logout_token_param(body: &[u8]) -> Result<String, GateError> {
         Some(token) if !token.is_empty() => Ok(token),
         _ => Err(invalid("the request has no logout_token parameter")),
     }
-}
-
-/// One form-urlencoded name or value; `None` for a broken escape or bytes
-/// that are not UTF-8.
-pub(crate) fn form_decode(bytes: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let text = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(text, 16).ok()?);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Why a token that failed [`verify_signature_as`] is not a logout token.

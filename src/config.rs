@@ -672,7 +672,7 @@ impl Config {
         if let Some(refresh) = &refresh {
             match (&refresh.typ, get("JWT_TYP")) {
                 (Some(refresh_typ), Some(access_typ))
-                    if crate::verify::same_media_type(refresh_typ, &access_typ) =>
+                    if crate::token::same_media_type(refresh_typ, &access_typ) =>
                 {
                     return Err(invalid(
                         "REFRESH_TYP",

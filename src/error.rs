@@ -246,15 +246,6 @@ pub struct Who {
     pub sub: Option<String>,
 }
 
-impl Who {
-    pub fn of(identity: &crate::verify::Identity) -> Who {
-        Who {
-            token_id: identity.token_id.clone(),
-            sub: identity.subject.clone(),
-        }
-    }
-}
-
 /// A refusal: the error, and who the token spoke for when that is known
 /// (the signature verified before the request was refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,14 +255,6 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal of a request whose token verified.
-    pub fn of(error: GateError, identity: &crate::verify::Identity) -> Refusal {
-        Refusal {
-            error,
-            who: Some(Who::of(identity)),
-        }
-    }
-
     pub fn to_reply(&self) -> Reply {
         let mut reply = self.error.to_reply();
         reply.who = self.who.clone();

@@ -15,8 +15,8 @@ use crate::error::{GateError, Refusal, Reply};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::origin_revoke::{self, Directive, Write};
-use crate::refresh::{self, SpendOutcome, SpendRequest};
-use crate::revocation::{self, RevocationStore, RevokedBy, Status, To};
+use crate::refresh::{self, SpendOutcome, SpendRequest, SpendStore};
+use crate::revocation::{self, RevokedBy, Status, To};
 use crate::routes::{self, Route};
 use crate::token;
 use crate::verify::{verify_token_as, verify_token_for_log, TokenKind, Verification};
@@ -64,11 +64,11 @@ pub enum Decision {
     /// [`admin::handle`].
     ReadAdminBody(AdminAction),
     /// A POST to `REFRESH_PATH`: read its body (at most
-    /// [`refresh::MAX_BODY_BYTES`]), call [`Gateway::refresh`], and on `Ok`
+    /// [`crate::form::MAX_BODY_BYTES`]), call [`Gateway::refresh`], and on `Ok`
     /// forward the request with that same body.
     Refresh,
     /// A POST to `BACKCHANNEL_LOGOUT_PATH`: read its `Content-Type` and body
-    /// (at most [`crate::backchannel::MAX_BODY_BYTES`]) and call
+    /// (at most [`crate::form::MAX_BODY_BYTES`]) and call
     /// [`crate::backchannel::handle`].
     ReadBackchannelBody,
     /// Answer directly.
@@ -81,7 +81,7 @@ pub struct Gateway<'a, F, V, S> {
     pub store: &'a S,
 }
 
-impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V, S> {
+impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
     pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
         let config = self.config;
         let loose = routes::LoosePath::new(req.path);
@@ -132,7 +132,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .and_then(|verified| match verified.identity.subject {
                     Some(_) => Ok(Decision::ForwardPasswordChange(verified)),
-                    None => Err(Refusal::of(GateError::SubjectMissing, &verified.identity)),
+                    None => Err(verified.identity.refuse(GateError::SubjectMissing)),
                 }),
             // Showing a password form must not sign anybody out.
             Route::PasswordChange => self
@@ -171,7 +171,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         now: NumericDate,
     ) -> Result<Verified, Refusal> {
         let verified = self.verify_present_token(req, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         match revocation::check(self.store, &verified.identity.token_id, &verified.claims)
             .await
             .map_err(refuse)?
@@ -198,7 +198,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     }
 
     async fn check_strictly(&self, verified: &Verified) -> Result<(), Refusal> {
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let sub = verified.claims.sub.as_deref().filter(|s| !s.is_empty());
         let sub = sub.ok_or_else(|| {
             refuse(GateError::ClaimsMissing(
@@ -256,7 +256,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let grace = config.refresh.as_ref().map_or(0, |r| r.reuse_grace_seconds);
         let verified =
             verify_token_as(raw, TokenKind::Refresh, config, self.verification, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let request = SpendRequest::new(&verified, config, grace, now).map_err(refuse)?;
         // KV too: it holds revocations written before the objects were bound.
         if let Status::Revoked(_) =
@@ -301,7 +301,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     async fn logout(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, Refusal> {
         require_post(req.method)?;
         let verified = self.verify_present_token(req, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let id = &verified.identity.token_id;
         let sid = verified.claims.session();
         let sub = verified.claims.sub.as_deref();
@@ -401,7 +401,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     async fn logout_all(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, Refusal> {
         require_post(req.method)?;
         let verified = self.authenticate(req, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let sub = verified
             .identity
             .subject
@@ -637,7 +637,7 @@ mod tests {
         }
     }
 
-    fn decide(config: &Config, store: &impl RevocationStore, req: &Incoming<'_>) -> Decision {
+    fn decide(config: &Config, store: &impl SpendStore, req: &Incoming<'_>) -> Decision {
         let keyring = Keyring::default();
         let verification = Verification::offline(&keyring);
         let gateway = Gateway {
@@ -913,6 +913,16 @@ mod tests {
                 ),
                 "{path}"
             );
+        }
+    }
+
+    impl SpendStore for crate::revocation::tests::MiscountingStore {
+        async fn user_spend(
+            &self,
+            _user: &str,
+            _request: &SpendRequest,
+        ) -> Result<SpendOutcome, crate::revocation::StoreError> {
+            Err(crate::revocation::StoreError("no objects".into()))
         }
     }
 

@@ -12,6 +12,7 @@ pub mod backchannel;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod form;
 pub mod gateway;
 pub mod headers;
 pub mod keyring;

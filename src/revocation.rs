@@ -74,16 +74,6 @@ pub trait RevocationStore {
     ) -> Result<(), StoreError> {
         Err(StoreError("no per-user objects are bound".into()))
     }
-    /// Spends a refresh token in `user`'s object, atomically: the object
-    /// runs [`crate::refresh::plan`] on what it holds and answers its
-    /// outcome.
-    async fn user_spend(
-        &self,
-        _user: &str,
-        _request: &crate::refresh::SpendRequest,
-    ) -> Result<crate::refresh::SpendOutcome, StoreError> {
-        Err(StoreError("no per-user objects are bound".into()))
-    }
 }
 
 pub(crate) fn bounded(prefix: &str, id: &str) -> String {
@@ -710,28 +700,6 @@ impl RevocationStore for MemoryStore {
             object.insert(key.to_owned(), value);
         }
         Ok(())
-    }
-
-    async fn user_spend(
-        &self,
-        user: &str,
-        request: &crate::refresh::SpendRequest,
-    ) -> Result<crate::refresh::SpendOutcome, StoreError> {
-        // Across the same flat fields as to a real object.
-        let request = crate::refresh::SpendRequest::from_fields(&request.to_fields())
-            .ok_or_else(|| StoreError("unreadable spend request".into()))?;
-        let request = &request;
-        let values = self.user_get_many(user, &request.keys()).await?;
-        // The object's clock: the memory store's objects use the request's
-        // own instant, which tests set.
-        let now = self.object_now.get();
-        let plan =
-            crate::refresh::plan(request, values, now).map_err(|e| StoreError(e.to_string()))?;
-        for write in plan.writes {
-            self.user_put(user, &write.key, &write.value, write.expires_at)
-                .await?;
-        }
-        Ok(plan.outcome)
     }
 }
 

@@ -9,7 +9,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::host;
 use super::task::wait;
 use crate::error::GateError;
-use crate::refresh::{SpendOutcome, SpendRequest};
+use crate::refresh::{SpendOutcome, SpendRequest, SpendStore};
 use crate::revocation::{RevocationStore, StoreError};
 
 pub const BINDING: &str = "REVOCATIONS";
@@ -113,7 +113,9 @@ impl RevocationStore for KvRevocations {
         wait(promise).await.map_err(|e| failed(what, e))?;
         Ok(())
     }
+}
 
+impl SpendStore for KvRevocations {
     async fn user_spend(
         &self,
         user: &str,

@@ -26,7 +26,8 @@ use crate::admin;
 use crate::backchannel;
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{refusal_log_line, GateError, Refusal, Reply, Who};
+use crate::error::{refusal_log_line, GateError, Refusal, Reply};
+use crate::form;
 use crate::gateway::{Decision, Gateway, Incoming, Verified};
 use crate::headers::{identity_headers, origin_target, split_url};
 use crate::keyring::Keyring;
@@ -244,7 +245,7 @@ impl Call<'_> {
                     .await
             }
             Decision::Refresh => {
-                let bytes = self.read_body(refresh::MAX_BODY_BYTES).await.map_err(|_| {
+                let bytes = self.read_body(form::MAX_BODY_BYTES).await.map_err(|_| {
                     GateError::BodyUnreadable("the refresh request body is over 64 KiB")
                 })?;
                 let content_type = host::header(self.request, "content-type");
@@ -259,21 +260,18 @@ impl Call<'_> {
                     .await
             }
             Decision::ReadAdminBody(action) => {
-                let body = self.read_body(admin::MAX_BODY_BYTES).await?;
+                let body = self.read_body(form::MAX_BODY_BYTES).await?;
                 let reply =
                     admin::handle(action, &body, self.config, &verification, &store, now()).await;
                 Ok(Answer::Ours(reply))
             }
             Decision::ReadBackchannelBody => {
                 let content_type = host::header(self.request, "content-type");
-                let body = self
-                    .read_body(backchannel::MAX_BODY_BYTES)
-                    .await
-                    .map_err(|_| {
-                        GateError::LogoutTokenInvalid(
-                            "the request body is larger than 64 KiB or cannot be read",
-                        )
-                    })?;
+                let body = self.read_body(form::MAX_BODY_BYTES).await.map_err(|_| {
+                    GateError::LogoutTokenInvalid(
+                        "the request body is larger than 64 KiB or cannot be read",
+                    )
+                })?;
                 let (reply, _) = backchannel::handle(
                     content_type.as_deref(),
                     &body,
@@ -322,7 +320,7 @@ impl Call<'_> {
         let (response, directive) = self
             .forward(target, identity, true, buffered_body)
             .await
-            .map_err(|e| Refusal::of(e, &verified.identity))?;
+            .map_err(|e| verified.identity.refuse(e))?;
         let directive = self.directive(directive.as_deref());
         let status = password_change.then(|| response.status());
         if password_change || !directive.is_empty() {
@@ -368,7 +366,7 @@ impl Call<'_> {
         password_change: Option<u16>,
         directive: Directive,
     ) -> Result<(), Refusal> {
-        let who = Some(Who::of(&verified.identity));
+        let who = Some(verified.identity.who());
         let config = Rc::clone(self.config);
         let isolate = Rc::clone(self.isolate);
         let outcome = Rc::new(Cell::new(Ok(())));
