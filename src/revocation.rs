@@ -25,6 +25,32 @@ use crate::token::Claims;
 pub const KEY_PREFIX_TOKEN: &str = "v1:jti:";
 pub const KEY_PREFIX_USER: &str = "v1:sub:";
 pub const KEY_PREFIX_SESSION: &str = "v1:sid:";
+/// How long a location may serve a KV read from its edge cache (`cacheTtl`,
+/// KV's minimum). It is the revocation delay on ordinary paths (README,
+/// "Revocation delay in production"): the minimum, because a revoked token
+/// that keeps working is the failure this product exists to prevent.
+pub const KV_CACHE_TTL_SECONDS: u32 = 30;
+
+/// How long the host waits for the store before the call counts as failed:
+/// a read then fails closed (503, never forwarded), a write is retried and
+/// then reported (503, never success). KV reads take a few ms from the edge
+/// cache and tens of ms from the central store, and a Durable Object round
+/// trip depends on how far away it lives: these are far beyond healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub kv_read_ms: u32,
+    pub kv_write_ms: u32,
+    pub object_read_ms: u32,
+    pub object_write_ms: u32,
+}
+
+pub const DEADLINES: Deadlines = Deadlines {
+    kv_read_ms: 3000,
+    kv_write_ms: 5000,
+    object_read_ms: 3000,
+    object_write_ms: 5000,
+};
+
 /// Workers KV refuses an expiration closer than 60 s.
 pub const KV_MIN_TTL_SECONDS: u64 = 60;
 /// KV keys are at most 512 bytes; longer IDs are stored by their hash.

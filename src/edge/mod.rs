@@ -87,6 +87,16 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
             std::panic::set_hook(Box::new(|info| {
                 host::error(&format!("tokengate panic: {info}"))
             }));
+            let deadlines = crate::revocation::DEADLINES;
+            host::configure(
+                crate::revocation::KV_CACHE_TTL_SECONDS,
+                deadlines.kv_read_ms,
+                deadlines.kv_write_ms,
+                deadlines.object_read_ms,
+                deadlines.object_write_ms,
+                crate::headers::SPOOFED_IDENTITY_PATTERN,
+                crate::origin_revoke::HEADER,
+            );
             let mut config =
                 Config::from_lookup(|name| setting(env, name)).map_err(|e| e.to_string());
             if let Ok(c) = &config {
