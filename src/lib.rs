@@ -19,6 +19,7 @@ pub mod keyring;
 pub mod keys;
 pub mod origin_revoke;
 pub mod refresh;
+pub mod request;
 pub mod revocation;
 pub mod routes;
 pub mod token;

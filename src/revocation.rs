@@ -1,4 +1,4 @@
-//! Revocation rules and the KV schema (`README.md`, "KV schema").
+//! Revocation rules and the KV schema (docs/storage.md, "KV schema").
 //!
 //! Keys (version prefix `v1:` so the schema can change later):
 //! - `v1:jti:<token id>` = `{"at":<when>,"by":"<reason>"}`: one revoked
@@ -26,7 +26,7 @@ pub const KEY_PREFIX_TOKEN: &str = "v1:jti:";
 pub const KEY_PREFIX_USER: &str = "v1:sub:";
 pub const KEY_PREFIX_SESSION: &str = "v1:sid:";
 /// How long a location may serve a KV read from its edge cache (`cacheTtl`,
-/// KV's minimum). It is the revocation delay on ordinary paths (README,
+/// KV's minimum). It is the revocation delay on ordinary paths (docs/storage.md,
 /// "Revocation delay in production"): the minimum, because a revoked token
 /// that keeps working is the failure this product exists to prevent.
 pub const KV_CACHE_TTL_SECONDS: u32 = 30;
@@ -183,7 +183,7 @@ pub fn token_entry_expiry(exp: Option<NumericDate>, leeway_seconds: u64, now: Nu
 /// before from after. We fail safe: it counts as issued before the cut-off
 /// and is revoked. The price is a window of under one second after a
 /// logout-all or password change in which a fresh whole-second token is
-/// refused too (README, "Revocation rules"). A token without `iat` is
+/// refused too (docs/storage.md, "Revocation rules"). A token without `iat` is
 /// revoked by any cut-off.
 pub fn revoked_by_cut_off(iat: Option<NumericDate>, cut_off: NumericDate) -> bool {
     // For a whole-second `iat` inside the cut-off's second, `iat < cut_off`

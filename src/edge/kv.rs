@@ -15,6 +15,9 @@ use crate::revocation::{RevocationStore, StoreError};
 pub const BINDING: &str = "REVOCATIONS";
 pub const OBJECTS_BINDING: &str = "SESSIONS";
 
+/// Cloned only for the writes that outlive the request's own future
+/// (`ctx.waitUntil`).
+#[derive(Clone)]
 pub struct KvRevocations {
     namespace: JsValue,
     /// The `SESSIONS` Durable Object namespace, when bound.
