@@ -7,7 +7,7 @@
 // Why JS and not web-sys calls from Rust: each Rust -> JS call crosses the
 // wasm boundary and copies strings through UTF-8 <-> UTF-16; copying and
 // filtering request headers, building option objects and reading KV answers
-// element by element cost more than the whole signature check (README,
+// element by element cost more than the whole signature check (docs/performance.md,
 // "Where the microseconds go").
 
 // The rules these functions apply are the Rust core's, given once per
