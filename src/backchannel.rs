@@ -212,7 +212,6 @@ pub async fn apply(
     config: &Config,
     now: NumericDate,
 ) -> Result<Outcome, GateError> {
-    let leeway = config.leeway_seconds;
     let sid = token.sid.as_deref();
     let sub = token.sub.as_deref();
     let cut_off_sub = sub.filter(|_| sid.is_none() || !config.require_sid);
@@ -244,8 +243,7 @@ pub async fn apply(
                 sid,
                 RevokedBy::Backchannel,
                 now,
-                config.session_lifetime_seconds,
-                leeway,
+                config.lifetimes(),
             )
             .await?;
         }
@@ -269,15 +267,16 @@ pub async fn apply(
             ),
             None => None,
         };
-        let max_age = config.max_token_age_seconds;
         // Never lower a cut-off: a later logout-all stays in force.
         let cut_off = match stored {
             // KV has it; the user's object may not (a write that failed
             // half-way): it goes there again, never lowered.
             Some(stored) if stored >= revocation::cut_off_after(token.iat) => {
-                revocation::mirror_cut_off(store, sub, stored, now, max_age, leeway).await?
+                revocation::mirror_cut_off(store, sub, stored, now, config.lifetimes()).await?
             }
-            _ => revocation::cut_off_user_at(store, sub, token.iat, now, max_age, leeway).await?,
+            _ => {
+                revocation::cut_off_user_at(store, sub, token.iat, now, config.lifetimes()).await?
+            }
         };
         outcome = Outcome::Revoked {
             session: sid.is_some(),
@@ -290,9 +289,9 @@ pub async fn apply(
         To::Everywhere(None),
         &token.jti,
         Some(token.exp),
-        leeway,
         RevokedBy::Backchannel,
         now,
+        config.lifetimes(),
     )
     .await?;
     Ok(outcome)

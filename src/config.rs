@@ -714,6 +714,15 @@ impl Config {
         })
     }
 
+    /// How long revocation entries live, for every write.
+    pub fn lifetimes(&self) -> crate::revocation::Lifetimes {
+        crate::revocation::Lifetimes {
+            leeway_seconds: self.leeway_seconds,
+            max_token_age_seconds: self.max_token_age_seconds,
+            session_lifetime_seconds: self.session_lifetime_seconds,
+        }
+    }
+
     /// Whether the per-user Durable Objects (`SESSIONS`) are needed.
     pub fn needs_session_objects(&self) -> bool {
         self.refresh.is_some() || !self.strict_paths.is_empty()

@@ -323,9 +323,9 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
                 to,
                 id,
                 verified.claims.exp,
-                self.config.leeway_seconds,
                 RevokedBy::Logout,
                 now,
+                self.config.lifetimes(),
             )
             .await
             .map_err(refuse)?;
@@ -346,18 +346,13 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
         // one, which would end a sign-in made since.
         let cut_off = match (sid, sub) {
             (None, Some(sub)) => {
-                let (max_age, leeway) = (
-                    self.config.max_token_age_seconds,
-                    self.config.leeway_seconds,
-                );
+                let lifetimes = self.config.lifetimes();
                 let covered = found
                     .cut_off
                     .filter(|&c| revocation::revoked_by_cut_off(verified.claims.iat, c));
                 let written = match covered {
-                    Some(c) => {
-                        revocation::mirror_cut_off(self.store, sub, c, now, max_age, leeway).await
-                    }
-                    None => revocation::cut_off_user(self.store, sub, now, max_age, leeway).await,
+                    Some(c) => revocation::mirror_cut_off(self.store, sub, c, now, lifetimes).await,
+                    None => revocation::cut_off_user(self.store, sub, now, lifetimes).await,
                 };
                 Some(written.map_err(refuse)?)
             }
@@ -384,16 +379,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
         by: RevokedBy,
         now: NumericDate,
     ) -> Result<u64, GateError> {
-        revocation::revoke_session(
-            self.store,
-            to,
-            sid,
-            by,
-            now,
-            self.config.session_lifetime_seconds,
-            self.config.leeway_seconds,
-        )
-        .await
+        revocation::revoke_session(self.store, to, sid, by, now, self.config.lifetimes()).await
     }
 
     /// Records a cut-off for the caller's `sub`: every token of that user
@@ -407,15 +393,9 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
             .subject
             .as_deref()
             .ok_or_else(|| refuse(GateError::SubjectMissing))?;
-        let cut_off = revocation::cut_off_user(
-            self.store,
-            sub,
-            now,
-            self.config.max_token_age_seconds,
-            self.config.leeway_seconds,
-        )
-        .await
-        .map_err(refuse)?;
+        let cut_off = revocation::cut_off_user(self.store, sub, now, self.config.lifetimes())
+            .await
+            .map_err(refuse)?;
         let mut reply = Reply::json(
             200,
             &LoggedOut {
@@ -450,16 +430,10 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
             // No user to cut off: the client must not see plain success.
             return Err(GateError::SubjectMissing);
         };
-        revocation::cut_off_user(
-            self.store,
-            sub,
-            now,
-            self.config.max_token_age_seconds,
-            self.config.leeway_seconds,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|_| GateError::SessionsNotRevoked)
+        revocation::cut_off_user(self.store, sub, now, self.config.lifetimes())
+            .await
+            .map(|_| ())
+            .map_err(|_| GateError::SessionsNotRevoked)
     }
 
     /// Records what an origin asked for with `Tokengate-Revoke`
@@ -486,9 +460,9 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
                     To::Everywhere(claims.sub.as_deref()),
                     &verified.identity.token_id,
                     claims.exp,
-                    self.config.leeway_seconds,
                     RevokedBy::Origin,
                     now,
+                    self.config.lifetimes(),
                 )
                 .await
                 .map(|_| ()),
@@ -501,15 +475,11 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
                     )
                     .await
                     .map(|_| ()),
-                Write::User(sub) => revocation::cut_off_user(
-                    self.store,
-                    &sub,
-                    now,
-                    self.config.max_token_age_seconds,
-                    self.config.leeway_seconds,
-                )
-                .await
-                .map(|_| ()),
+                Write::User(sub) => {
+                    revocation::cut_off_user(self.store, &sub, now, self.config.lifetimes())
+                        .await
+                        .map(|_| ())
+                }
                 Write::NoUser => {
                     no_user = true;
                     Ok(())
@@ -1116,9 +1086,13 @@ mod tests {
             To::Everywhere(None),
             "phone",
             Some(NOW + 600.0),
-            0,
             RevokedBy::Logout,
             NOW,
+            crate::revocation::Lifetimes {
+                leeway_seconds: 0,
+                max_token_age_seconds: None,
+                session_lifetime_seconds: crate::config::DEFAULT_SESSION_LIFETIME_SECONDS,
+            },
         ))
         .unwrap();
         store.failing_writes.set(3);

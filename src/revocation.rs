@@ -51,6 +51,19 @@ pub const DEADLINES: Deadlines = Deadlines {
     object_write_ms: 5000,
 };
 
+/// The settings that decide how long revocation entries live, as one value
+/// ([`crate::config::Config::lifetimes`]): every write takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// `JWT_LEEWAY_SECONDS`: a token is accepted until `exp` + leeway.
+    pub leeway_seconds: u64,
+    /// `JWT_MAX_TOKEN_AGE_SECONDS`: no token older lives, so a user cut-off
+    /// can expire after it; `None`: cut-offs never expire.
+    pub max_token_age_seconds: Option<u64>,
+    /// `SESSION_LIFETIME_SECONDS`: how long a revoked session's entry lives.
+    pub session_lifetime_seconds: u64,
+}
+
 /// Workers KV refuses an expiration closer than 60 s.
 pub const KV_MIN_TTL_SECONDS: u64 = 60;
 /// KV keys are at most 512 bytes; longer IDs are stored by their hash.
@@ -482,11 +495,11 @@ pub async fn revoke_token(
     to: To<'_>,
     token_id: &str,
     exp: Option<NumericDate>,
-    leeway_seconds: u64,
     by: RevokedBy,
     now: NumericDate,
+    lifetimes: Lifetimes,
 ) -> Result<u64, GateError> {
-    let expires_at = token_entry_expiry(exp, leeway_seconds, now);
+    let expires_at = token_entry_expiry(exp, lifetimes.leeway_seconds, now);
     let entry = serde_json::to_string(&TokenEntry {
         at: now.floor() as u64,
         by,
@@ -506,10 +519,9 @@ pub async fn cut_off_user(
     store: &impl RevocationStore,
     sub: &str,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
-    cut_off_user_at(store, sub, now, now, max_token_age, leeway_seconds).await
+    cut_off_user_at(store, sub, now, now, lifetimes).await
 }
 
 /// Revokes every token of `sub` that may have been issued before `event`
@@ -521,12 +533,10 @@ pub async fn cut_off_user_at(
     sub: &str,
     event: NumericDate,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
     let to = To::Everywhere(Some(sub));
-    let cut_off = cut_off_after(event);
-    write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
+    write_cut_off(store, to, sub, cut_off_after(event), now, lifetimes).await
 }
 
 /// [`cut_off_user_at`] into the user's object only, when per-user objects
@@ -537,14 +547,12 @@ pub async fn mirror_cut_off(
     sub: &str,
     cut_off: NumericDate,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
     if !store.has_user_objects() {
         return Ok(cut_off);
     }
-    let to = To::ObjectOf(sub);
-    write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
+    write_cut_off(store, To::ObjectOf(sub), sub, cut_off, now, lifetimes).await
 }
 
 async fn write_cut_off(
@@ -553,11 +561,14 @@ async fn write_cut_off(
     sub: &str,
     cut_off: NumericDate,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
     let value = format_cut_off(cut_off);
-    let expires_at = cut_off_expiry(now, max_token_age, leeway_seconds);
+    let expires_at = cut_off_expiry(
+        now,
+        lifetimes.max_token_age_seconds,
+        lifetimes.leeway_seconds,
+    );
     put_with_retry(store, to, &user_key(sub), &value, expires_at).await?;
     Ok(parse_cut_off(&value).unwrap_or(cut_off))
 }
@@ -604,10 +615,13 @@ pub async fn revoke_session(
     sid: &str,
     by: RevokedBy,
     now: NumericDate,
-    lifetime_seconds: u64,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<u64, GateError> {
-    let expires_at = session_entry_expiry(now, lifetime_seconds, leeway_seconds);
+    let expires_at = session_entry_expiry(
+        now,
+        lifetimes.session_lifetime_seconds,
+        lifetimes.leeway_seconds,
+    );
     let entry = session_entry(by, now);
     put_with_retry(store, to, &session_key(sid), &entry, Some(expires_at)).await?;
     Ok(expires_at)
@@ -736,6 +750,14 @@ pub(crate) mod tests {
 
     const NOW: f64 = 1_700_000_000.5;
 
+    fn lifetimes(leeway_seconds: u64, max_token_age_seconds: Option<u64>) -> Lifetimes {
+        Lifetimes {
+            leeway_seconds,
+            max_token_age_seconds,
+            session_lifetime_seconds: 30 * 86_400,
+        }
+    }
+
     fn claims(sub: &str, iat: Option<f64>) -> Claims {
         Claims {
             sub: Some(sub.into()),
@@ -817,7 +839,13 @@ pub(crate) mod tests {
             (SECOND + 0.999, SECOND + 0.999),
         ] {
             let store = MemoryStore::default();
-            let stored = block_on(cut_off_user_at(&store, "alice", event, event, None, 0));
+            let stored = block_on(cut_off_user_at(
+                &store,
+                "alice",
+                event,
+                event,
+                lifetimes(0, None),
+            ));
             assert_eq!(stored, Ok(cut_off), "{event}");
             let status = |iat: f64| block_on(check(&store, "t", &claims("alice", Some(iat))));
             let revoked = Ok(Status::Revoked(RevokedBy::UserCutOff));
@@ -842,7 +870,13 @@ pub(crate) mod tests {
         // A stored cut-off is mirrored as it is, never moved again.
         let store = MemoryStore::default();
         assert_eq!(
-            block_on(mirror_cut_off(&store, "alice", SECOND, SECOND, None, 0)),
+            block_on(mirror_cut_off(
+                &store,
+                "alice",
+                SECOND,
+                SECOND,
+                lifetimes(0, None)
+            )),
             Ok(SECOND)
         );
     }
@@ -871,9 +905,9 @@ pub(crate) mod tests {
             To::Everywhere(None),
             "t1",
             Some(NOW + 3600.0),
-            0,
             RevokedBy::Logout,
             NOW,
+            lifetimes(0, None),
         ))
         .unwrap();
         assert_eq!(
@@ -890,7 +924,7 @@ pub(crate) mod tests {
     #[test]
     fn user_cut_off_revokes_older_tokens_only_for_that_user() {
         let store = MemoryStore::default();
-        block_on(cut_off_user(&store, "alice", NOW, None, 0)).unwrap();
+        block_on(cut_off_user(&store, "alice", NOW, lifetimes(0, None))).unwrap();
         let older = claims("alice", Some(NOW - 10.0));
         let newer = claims("alice", Some(NOW + 1.0));
         let bob = claims("bob", Some(NOW - 10.0));
@@ -907,12 +941,18 @@ pub(crate) mod tests {
     #[test]
     fn cut_off_expires_with_the_maximum_token_age() {
         let store = MemoryStore::default();
-        block_on(cut_off_user(&store, "alice", NOW, Some(3600), 30)).unwrap();
+        block_on(cut_off_user(
+            &store,
+            "alice",
+            NOW,
+            lifetimes(30, Some(3600)),
+        ))
+        .unwrap();
         assert_eq!(
             store.entries.borrow()["v1:sub:alice"].1,
             Some(1_700_000_001 + 3630)
         );
-        block_on(cut_off_user(&store, "bob", NOW, Some(5), 0)).unwrap();
+        block_on(cut_off_user(&store, "bob", NOW, lifetimes(0, Some(5)))).unwrap();
         assert_eq!(
             store.entries.borrow()["v1:sub:bob"].1,
             Some(1_700_000_001 + 60)
@@ -977,7 +1017,7 @@ pub(crate) mod tests {
     fn writes_are_retried_a_bounded_number_of_times() {
         let store = MemoryStore::default();
         store.failing_writes.set(WRITE_ATTEMPTS - 1);
-        assert!(block_on(cut_off_user(&store, "alice", NOW, None, 0)).is_ok());
+        assert!(block_on(cut_off_user(&store, "alice", NOW, lifetimes(0, None))).is_ok());
         assert_eq!(store.writes.get(), WRITE_ATTEMPTS);
 
         let store = MemoryStore::default();
@@ -988,9 +1028,9 @@ pub(crate) mod tests {
                 To::Everywhere(None),
                 "t",
                 Some(NOW),
-                0,
                 RevokedBy::Logout,
-                NOW
+                NOW,
+                lifetimes(0, None)
             )),
             Err(GateError::RevocationUnavailable)
         );
@@ -1007,12 +1047,13 @@ pub(crate) mod tests {
                 To::Everywhere(None),
                 "t",
                 Some(NOW + 60.0),
-                0,
                 RevokedBy::Logout,
                 NOW,
+                lifetimes(0, None),
             ))
         };
-        let cut_off = |store: &MemoryStore| block_on(cut_off_user(store, "alice", NOW, None, 0));
+        let cut_off =
+            |store: &MemoryStore| block_on(cut_off_user(store, "alice", NOW, lifetimes(0, None)));
         for failures in 0..=WRITE_ATTEMPTS {
             for which in ["revoke_token", "cut_off_user"] {
                 let store = MemoryStore::default();
@@ -1103,8 +1144,11 @@ pub(crate) mod tests {
             "s-1",
             RevokedBy::Logout,
             NOW,
-            3600,
-            30,
+            Lifetimes {
+                leeway_seconds: 30,
+                max_token_age_seconds: None,
+                session_lifetime_seconds: 3600,
+            },
         ))
         .unwrap();
         assert_eq!(expires, 1_700_000_001 + 3630);
@@ -1139,9 +1183,9 @@ pub(crate) mod tests {
             To::Everywhere(None),
             "a",
             Some(NOW + 60.0),
-            0,
             RevokedBy::Admin,
             NOW,
+            lifetimes(0, None),
         ))
         .unwrap();
         assert_eq!(
@@ -1184,8 +1228,7 @@ pub(crate) mod tests {
             "alice",
             NOW - 100.0,
             NOW,
-            Some(600),
-            0,
+            lifetimes(0, Some(600)),
         ))
         .unwrap();
         assert_eq!(cut, 1_699_999_900.5);
