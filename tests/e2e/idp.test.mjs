@@ -132,6 +132,15 @@ test("logout at Tokengate refuses the token and the access token refreshed from 
 
   assert.equal(await outcome(gateway, signedIn.access_token), "401 token_revoked");
   assert.equal(await outcome(gateway, refreshed.access_token), "401 token_revoked");
+
+  // Tokengate never sees the provider's refresh token, so it cannot revoke
+  // it: a refresh in a later second gives a token the logout does not
+  // cover. An app signing out revokes its refresh token at the provider too.
+  await nextSecond();
+  const refreshedAfterLogout = await userAgent.refresh(APP, refreshed.refresh_token);
+  assert.equal(await outcome(gateway, refreshedAfterLogout.access_token), 200);
+  await userAgent.revoke(APP, refreshedAfterLogout.refresh_token);
+  await assert.rejects(userAgent.refresh(APP, refreshedAfterLogout.refresh_token), /invalid_grant/);
 });
 
 test("logout at the provider arrives as a back-channel logout: the user's access token is refused, a later sign-in works", async () => {
