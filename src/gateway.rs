@@ -571,7 +571,7 @@ fn require_post(method: &str) -> Result<(), GateError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keyring::Keyring;
@@ -582,7 +582,7 @@ mod tests {
 
     const NOW: f64 = 1_700_000_000.0;
 
-    fn config(extra: &[(&str, &str)]) -> Config {
+    pub(crate) fn config(extra: &[(&str, &str)]) -> Config {
         let mut pairs = vec![("JWT_SECRET", TEST_SECRET)];
         pairs.extend_from_slice(extra);
         config_with(&pairs).unwrap()
@@ -596,7 +596,11 @@ mod tests {
         token(json!({"sub": "alice", "jti": "t-1", "iat": NOW - 10.0, "exp": NOW + 600.0}))
     }
 
-    fn request<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> Incoming<'a> {
+    pub(crate) fn request<'a>(
+        method: &'a str,
+        path: &'a str,
+        authorization: Option<&'a str>,
+    ) -> Incoming<'a> {
         Incoming {
             method,
             path,

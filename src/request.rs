@@ -274,8 +274,9 @@ pub fn record_failed(record: &Record) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::{config_with, TEST_SECRET};
+    use crate::config::tests::TEST_SECRET;
     use crate::config::Config;
+    use crate::gateway::tests::{config, request as incoming};
     use crate::keyring::Keyring;
     use crate::keys::NoPublicKeys;
     use crate::revocation::MemoryStore;
@@ -286,33 +287,12 @@ mod tests {
 
     const NOW: f64 = 1_700_000_000.5;
 
-    fn config(extra: &[(&str, &str)]) -> Config {
-        let mut pairs = vec![("JWT_SECRET", TEST_SECRET)];
-        pairs.extend_from_slice(extra);
-        config_with(&pairs).unwrap()
-    }
-
     fn bearer() -> String {
         let claims = json!({"sub": "alice", "jti": "t-1", "iat": NOW - 10.0, "exp": NOW + 600.0});
         format!(
             "Bearer {}",
             mint("HS256", json!({}), claims, TEST_SECRET.as_bytes())
         )
-    }
-
-    fn incoming<'a>(
-        method: &'a str,
-        path: &'a str,
-        authorization: Option<&'a str>,
-    ) -> Incoming<'a> {
-        Incoming {
-            method,
-            path,
-            authorization,
-            cookie: None,
-            cors_preflight: false,
-            origin: None,
-        }
     }
 
     /// Runs `f` with a gateway over `config` and `store`.
