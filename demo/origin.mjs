@@ -489,9 +489,10 @@ Presenting a spent one again is a theft: the gateway answers <code>refresh_token
 
 <h2>Identity provider</h2>
 <form method="post" action="/app/idp-logout" class="card">
-  <p class="row"><button id="idp-logout" class="secondary">Back-channel logout of this session</button></p>
+  <p class="row"><button id="idp-logout" class="secondary">Back-channel logout at the identity provider</button></p>
   <p class="note">The demo origin plays the identity provider: it signs a logout token for session
-  <code>${escape(claims.sid ?? "?")}</code> and POSTs it to the gateway's <code>${escape(backchannel?.path ?? "BACKCHANNEL_LOGOUT_PATH")}</code>.</p>
+  <code>${escape(claims.sid ?? "?")}</code> of ${escape(sub)} and POSTs it to the gateway's <code>${escape(backchannel?.path ?? "BACKCHANNEL_LOGOUT_PATH")}</code>.
+  Without <code>REQUIRE_SID</code> the gateway ends every session of ${escape(sub)} signed in before it: a provider's access tokens may carry no <code>sid</code>.</p>
 </form>`, `
 // Sign-out buttons: show the gateway's JSON answer on the signed-out page.
 // (Without JavaScript the form posts still work; the browser shows the JSON.)

@@ -7,18 +7,34 @@
 // Why JS and not web-sys calls from Rust: each Rust -> JS call crosses the
 // wasm boundary and copies strings through UTF-8 <-> UTF-16; copying and
 // filtering request headers, building option objects and reading KV answers
-// element by element cost more than the whole signature check (README,
+// element by element cost more than the whole signature check (docs/performance.md,
 // "Where the microseconds go").
 
-/** How long a KV read may be served from the edge cache: KV's minimum. */
-const KV_CACHE_TTL_SECONDS = 30;
-const KV_READ = { type: "text", cacheTtl: KV_CACHE_TTL_SECONDS };
-/**
- * A KV read that has not answered by then is a store failure (503), so a
- * hanging namespace cannot hold requests open. Reads normally take a few ms
- * from the edge cache and tens of ms from the central store.
- */
-const KV_READ_TIMEOUT_MS = 3000;
+// The rules these functions apply are the Rust core's, given once per
+// isolate by `configure` (src/edge/mod.rs): KV's cacheTtl (the revocation
+// delay, src/revocation.rs KV_CACHE_TTL_SECONDS), the fail-closed deadlines
+// (src/revocation.rs DEADLINES), the client headers stripped
+// (src/headers.rs) and the origin's revocation header
+// (src/origin_revoke.rs). Until then every deadline is 0: a call fails
+// closed rather than waiting forever.
+let kvRead = { type: "text" };
+let kvReadTimeoutMs = 0;
+let kvWriteTimeoutMs = 0;
+let objectReadTimeoutMs = 0;
+let objectWriteTimeoutMs = 0;
+let spoofedIdentity = /^$/;
+let revokeHeader = "";
+
+export function configure(kvCacheTtl, kvReadMs, kvWriteMs, objectReadMs, objectWriteMs, spoofedIdentityPattern, revokeHeaderName) {
+  kvRead = { type: "text", cacheTtl: kvCacheTtl };
+  kvReadTimeoutMs = kvReadMs;
+  kvWriteTimeoutMs = kvWriteMs;
+  objectReadTimeoutMs = objectReadMs;
+  objectWriteTimeoutMs = objectWriteMs;
+  spoofedIdentity = new RegExp(spoofedIdentityPattern);
+  // Header names arrive lower-cased from the Headers object.
+  revokeHeader = revokeHeaderName.toLowerCase();
+}
 
 function within(millis, promise, what) {
   let timer;
@@ -33,7 +49,7 @@ function within(millis, promise, what) {
  * a requested key is a store failure, never "not revoked".
  */
 export async function kvGetMany(namespace, keys) {
-  const found = await within(KV_READ_TIMEOUT_MS, namespace.get(keys, KV_READ), "KV bulk get");
+  const found = await within(kvReadTimeoutMs, namespace.get(keys, kvRead), "KV bulk get");
   if (!(found instanceof Map)) throw new Error("KV bulk get did not answer a Map");
   return keys.map((key) => {
     if (!found.has(key)) throw new Error("KV bulk get left out a requested key");
@@ -43,24 +59,12 @@ export async function kvGetMany(namespace, keys) {
   });
 }
 
-/** A write that has not been acknowledged by then counts as failed (and is retried). */
-const KV_WRITE_TIMEOUT_MS = 5000;
-
 export function kvPut(namespace, key, value, expiration) {
   const written = namespace.put(key, value, expiration === undefined ? {} : { expiration });
-  return within(KV_WRITE_TIMEOUT_MS, written, "KV put");
+  return within(kvWriteTimeoutMs, written, "KV put");
 }
 
 // ---- Per-user Durable Objects (SESSIONS; js/sessions.mjs) -------------------------
-
-/**
- * An object that has not answered by then counts as unreachable: the
- * request gets 503, never a forward. A round trip's length depends on how
- * far away the object lives; 3 s is far beyond any healthy one.
- */
-const OBJECT_TIMEOUT_MS = 3000;
-/** Writes get as long as KV writes do. */
-const OBJECT_WRITE_TIMEOUT_MS = 5000;
 
 function userObject(namespace, user) {
   return namespace.get(namespace.idFromName(user));
@@ -68,7 +72,7 @@ function userObject(namespace, user) {
 
 /** One value (string or null) per key, strongly consistent. Fails closed on anything else. */
 export async function objectRead(namespace, user, keys) {
-  const values = await within(OBJECT_TIMEOUT_MS, userObject(namespace, user).read(keys), "Durable Object read");
+  const values = await within(objectReadTimeoutMs, userObject(namespace, user).read(keys), "Durable Object read");
   const valid = Array.isArray(values) && values.length === keys.length
     && values.every((value) => value === null || typeof value === "string");
   if (!valid) throw new Error("Durable Object read answered something else than one value per key");
@@ -77,12 +81,12 @@ export async function objectRead(namespace, user, keys) {
 
 export function objectWrite(namespace, user, key, value, expiresAt) {
   const written = userObject(namespace, user).write(key, value, expiresAt ?? null);
-  return within(OBJECT_WRITE_TIMEOUT_MS, written, "Durable Object write");
+  return within(objectWriteTimeoutMs, written, "Durable Object write");
 }
 
 /** The object's outcome of a spend request (a list of strings), as text. */
 export async function objectSpend(namespace, user, request) {
-  const outcome = await within(OBJECT_TIMEOUT_MS, userObject(namespace, user).spend(request), "Durable Object spend");
+  const outcome = await within(objectReadTimeoutMs, userObject(namespace, user).spend(request), "Durable Object spend");
   if (typeof outcome !== "string") throw new Error("Durable Object spend answered no outcome");
   return outcome;
 }
@@ -152,16 +156,6 @@ export async function verifySignature(alg, jwkText, signature, data) {
 // ---- Origin ------------------------------------------------------------------
 
 /**
- * `_` counts as `-`: CGI-style origins (PHP, WSGI, Rack, nginx with
- * `underscores_in_headers`) read `X_Auth_Subject` as `X-Auth-Subject`.
- * Header names arrive lower-cased from the Headers object.
- */
-const SPOOFED_IDENTITY = /^x[-_]auth[-_]/;
-
-/** An origin's request to revoke (src/origin_revoke.rs); never passed to the client. */
-const REVOKE_HEADER = "tokengate-revoke";
-
-/**
  * Sends the request on: same method, headers and streamed body (or the
  * `buffered` copy of a body the core had to read), client
  * `X-Auth-*` removed, the verified identity added (`identity` is a flat
@@ -174,7 +168,7 @@ const REVOKE_HEADER = "tokengate-revoke";
 export async function forward(request, target, identity, withBody, buffered) {
   const headers = new Headers(request.headers);
   for (const name of request.headers.keys()) {
-    if (SPOOFED_IDENTITY.test(name)) headers.delete(name);
+    if (spoofedIdentity.test(name)) headers.delete(name);
   }
   for (let i = 0; i < identity.length; i += 2) headers.set(identity[i], identity[i + 1]);
   const response = await fetch(target, {
@@ -183,10 +177,10 @@ export async function forward(request, target, identity, withBody, buffered) {
     body: buffered ?? (withBody ? request.body : null),
     redirect: "manual",
   });
-  const revoke = response.headers.get(REVOKE_HEADER);
+  const revoke = response.headers.get(revokeHeader);
   if (revoke === null) return [response, null];
   const stripped = new Response(response.body, response);
-  stripped.headers.delete(REVOKE_HEADER);
+  stripped.headers.delete(revokeHeader);
   return [stripped, revoke];
 }
 

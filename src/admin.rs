@@ -8,14 +8,12 @@ use sha2::{Digest, Sha256};
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Reply};
+use crate::form::MAX_BODY_BYTES;
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
-use crate::revocation::{self, RevocationStore, RevokedBy, Status, To};
+use crate::revocation::{self, Lifetimes, RevocationStore, RevokedBy, Status, To};
 use crate::token;
 use crate::verify::{verify_signature, verify_token, Verification};
-
-/// Largest admin request body read, in bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminAction {
@@ -151,7 +149,7 @@ async fn revoke(
     store: &impl RevocationStore,
     now: NumericDate,
 ) -> Result<Reply, GateError> {
-    let leeway = config.leeway_seconds;
+    let lifetimes = config.lifetimes();
     match request {
         AdminRequest {
             token: Some(raw),
@@ -167,7 +165,7 @@ async fn revoke(
                 Ok(signed) => {
                     let id = token::token_id(signed.parsed.signing_input, &signed.claims);
                     let user = signed.claims.sub.as_deref();
-                    revoke_id(store, user, &id, signed.claims.exp, leeway, now).await
+                    revoke_id(store, user, &id, signed.claims.exp, lifetimes, now).await
                 }
                 Err(reason) => Ok(Reply::json(
                     200,
@@ -186,7 +184,7 @@ async fn revoke(
             sid: None,
         } if !jti.is_empty() && exp.is_finite() => {
             let user = user_for_objects(store, sub.as_deref())?;
-            revoke_id(store, user, &jti, Some(exp), leeway, now).await
+            revoke_id(store, user, &jti, Some(exp), lifetimes, now).await
         }
         AdminRequest {
             token: None,
@@ -202,8 +200,7 @@ async fn revoke(
                 &sid,
                 RevokedBy::Admin,
                 now,
-                config.session_lifetime_seconds,
-                leeway,
+                config.lifetimes(),
             )
             .await?;
             Ok(Reply::json(
@@ -223,9 +220,7 @@ async fn revoke(
             sub: Some(sub),
             sid: None,
         } if !sub.is_empty() => {
-            let cut_off =
-                revocation::cut_off_user(store, &sub, now, config.max_token_age_seconds, leeway)
-                    .await?;
+            let cut_off = revocation::cut_off_user(store, &sub, now, config.lifetimes()).await?;
             Ok(Reply::json(
                 200,
                 &Revoked {
@@ -262,7 +257,7 @@ async fn revoke_id(
     user: Option<&str>,
     id: &str,
     exp: Option<NumericDate>,
-    leeway: u64,
+    lifetimes: Lifetimes,
     now: NumericDate,
 ) -> Result<Reply, GateError> {
     let until = revocation::revoke_token(
@@ -270,9 +265,9 @@ async fn revoke_id(
         To::Everywhere(user),
         id,
         exp,
-        leeway,
         RevokedBy::Admin,
         now,
+        lifetimes,
     )
     .await?;
     Ok(Reply::json(

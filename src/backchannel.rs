@@ -27,16 +27,11 @@ use serde::Serialize;
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Reply};
+use crate::form::{form_decode, is_form, MAX_BODY_BYTES};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::revocation::{self, RevocationStore, RevokedBy, To};
 use crate::verify::{verify_signature_as, TokenKind, Verification};
-
-/// Largest request body read, in bytes. A logout token is a few hundred.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The only content type the route takes (2.5).
-pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// A logout token that passed every check of 2.6.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,25 +46,19 @@ pub struct LogoutToken {
 /// What a valid logout token did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
-    /// The session (`sid`) is revoked (or already was).
-    SessionRevoked,
-    /// The user's cut-off is at least this (the logout token's `iat`).
-    UserCutOff(NumericDate),
+    /// What is revoked now (or already was): the session (`sid`), and the
+    /// user's tokens issued before `cut_off` (at least the end of the
+    /// logout token's `iat` second).
+    Revoked {
+        session: bool,
+        cut_off: Option<NumericDate>,
+    },
     /// The logout token's `jti` was already spent: nothing was written.
     Replayed,
 }
 
 fn invalid(why: &'static str) -> GateError {
     GateError::LogoutTokenInvalid(why)
-}
-
-/// Is this `Content-Type` the form encoding (parameters such as
-/// `charset` allowed)?
-pub fn is_form(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|value| {
-        let media_type = value.split(';').next().unwrap_or_default().trim();
-        media_type.eq_ignore_ascii_case(FORM_CONTENT_TYPE)
-    })
 }
 
 /// The `logout_token` parameter of a form body: `+` is a space and `%XX`
@@ -99,27 +88,6 @@ pub fn logout_token_param(body: &[u8]) -> Result<String, GateError> {
         Some(token) if !token.is_empty() => Ok(token),
         _ => Err(invalid("the request has no logout_token parameter")),
     }
-}
-
-/// One form-urlencoded name or value; `None` for a broken escape or bytes
-/// that are not UTF-8.
-pub(crate) fn form_decode(bytes: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let text = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(text, 16).ok()?);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Why a token that failed [`verify_signature_as`] is not a logout token.
@@ -230,105 +198,100 @@ pub async fn validate(
 }
 
 /// Records what a valid logout token revokes, then its `jti` as spent.
-/// One read (the `jti` and the session or user key, in one bulk get), then
-/// at most two writes. Any store failure is `revocation_unavailable`.
+/// One read (the `jti`, the session and the user key, in one bulk get),
+/// then at most three writes. Any store failure is `revocation_unavailable`.
+///
+/// With `sid`, the session is revoked. With `sub`, the user is cut off at
+/// the logout token's `iat` as well, unless `REQUIRE_SID` guarantees that
+/// every accepted token names its session: many providers put `sid` in ID
+/// and logout tokens but not in access tokens, and revoking only the session
+/// would then leave the signed-out user's access tokens working.
 pub async fn apply(
     store: &impl RevocationStore,
     token: &LogoutToken,
     config: &Config,
     now: NumericDate,
 ) -> Result<Outcome, GateError> {
-    let leeway = config.leeway_seconds;
-    let spent_key = revocation::token_key(&token.jti);
-    let outcome = match (&token.sid, &token.sub) {
-        (Some(sid), _) => {
-            let values =
-                revocation::read(store, &[spent_key, revocation::session_key(sid)]).await?;
-            if values[0].is_some() {
-                return Ok(Outcome::Replayed);
-            }
-            // With objects, KV's entry may be missing from the object (a
-            // write that failed half-way): it goes there again.
-            let sub = token.sub.as_deref();
-            let to = match (values[1].is_some(), sub) {
-                (false, _) => Some(To::Everywhere(sub)),
-                (true, Some(sub)) if store.has_user_objects() => Some(To::ObjectOf(sub)),
-                (true, _) => None,
-            };
-            if let Some(to) = to {
-                revocation::revoke_session(
-                    store,
-                    to,
-                    sid,
-                    RevokedBy::Backchannel,
-                    now,
-                    config.session_lifetime_seconds,
-                    leeway,
-                )
-                .await?;
-            }
-            if token.sub.is_none() && store.has_user_objects() {
-                // KV has it, but no object can be found without `sub`; the
-                // provider is told it failed, and may send it again.
-                return Err(GateError::UserRequired(
-                    "the logout token has no sub: its session is revoked in KV but not in \
-                     the user's Durable Object (strict paths, refresh tokens)",
-                ));
-            }
-            Outcome::SessionRevoked
-        }
-        (None, Some(sub)) => {
-            let values = revocation::read(store, &[spent_key, revocation::user_key(sub)]).await?;
-            if values[0].is_some() {
-                return Ok(Outcome::Replayed);
-            }
-            let stored = match &values[1] {
-                Some(value) => Some(
-                    revocation::parse_cut_off(value)
-                        .map_err(|_| GateError::RevocationUnavailable)?,
-                ),
-                None => None,
-            };
-            // Never lower a cut-off: a later logout-all stays in force.
-            match stored {
-                // KV has it; the user's object may not (a write that
-                // failed half-way): it goes there again, never lowered.
-                Some(stored) if stored >= token.iat => Outcome::UserCutOff(
-                    revocation::mirror_cut_off(
-                        store,
-                        sub,
-                        stored,
-                        now,
-                        config.max_token_age_seconds,
-                        leeway,
-                    )
-                    .await?,
-                ),
-                _ => Outcome::UserCutOff(
-                    revocation::cut_off_user_at(
-                        store,
-                        sub,
-                        token.iat,
-                        now,
-                        config.max_token_age_seconds,
-                        leeway,
-                    )
-                    .await?,
-                ),
-            }
-        }
-        // `validate` never lets such a token through.
-        (None, None) => return Err(invalid("the logout token has neither sub nor sid")),
+    let sid = token.sid.as_deref();
+    let sub = token.sub.as_deref();
+    let cut_off_sub = sub.filter(|_| sid.is_none() || !config.require_sid);
+    let mut keys = vec![revocation::token_key(&token.jti)];
+    keys.extend(sid.map(revocation::session_key));
+    keys.extend(cut_off_sub.map(revocation::user_key));
+    let values = revocation::read(store, &keys).await?;
+    let mut values = values.into_iter();
+    if values.next().flatten().is_some() {
+        return Ok(Outcome::Replayed);
+    }
+    let mut outcome = Outcome::Revoked {
+        session: false,
+        cut_off: None,
     };
+    if let Some(sid) = sid {
+        let stored = values.next().flatten().is_some();
+        // With objects, KV's entry may be missing from the object (a
+        // write that failed half-way): it goes there again.
+        let to = match (stored, sub) {
+            (false, _) => Some(To::Everywhere(sub)),
+            (true, Some(sub)) if store.has_user_objects() => Some(To::ObjectOf(sub)),
+            (true, _) => None,
+        };
+        if let Some(to) = to {
+            revocation::revoke_session(
+                store,
+                to,
+                sid,
+                RevokedBy::Backchannel,
+                now,
+                config.lifetimes(),
+            )
+            .await?;
+        }
+        if sub.is_none() && store.has_user_objects() {
+            // KV has it, but no object can be found without `sub`; the
+            // provider is told it failed, and may send it again.
+            return Err(GateError::UserRequired(
+                "the logout token has no sub: its session is revoked in KV but not in \
+                 the user's Durable Object (strict paths, refresh tokens)",
+            ));
+        }
+        outcome = Outcome::Revoked {
+            session: true,
+            cut_off: None,
+        };
+    }
+    if let Some(sub) = cut_off_sub {
+        let stored = match values.next().flatten() {
+            Some(value) => Some(
+                revocation::parse_cut_off(&value).map_err(|_| GateError::RevocationUnavailable)?,
+            ),
+            None => None,
+        };
+        // Never lower a cut-off: a later logout-all stays in force.
+        let cut_off = match stored {
+            // KV has it; the user's object may not (a write that failed
+            // half-way): it goes there again, never lowered.
+            Some(stored) if stored >= revocation::cut_off_after(token.iat) => {
+                revocation::mirror_cut_off(store, sub, stored, now, config.lifetimes()).await?
+            }
+            _ => {
+                revocation::cut_off_user_at(store, sub, token.iat, now, config.lifetimes()).await?
+            }
+        };
+        outcome = Outcome::Revoked {
+            session: sid.is_some(),
+            cut_off: Some(cut_off),
+        };
+    }
     // The spent logout token concerns no user's object.
     revocation::revoke_token(
         store,
         To::Everywhere(None),
         &token.jti,
         Some(token.exp),
-        leeway,
         RevokedBy::Backchannel,
         now,
+        config.lifetimes(),
     )
     .await?;
     Ok(outcome)
@@ -373,7 +336,16 @@ mod tests {
     const ISS: &str = "https://idp.example";
 
     fn config() -> Config {
-        config_with(&[
+        config_and(&[])
+    }
+
+    /// Every token names its session: a logout ends that session only.
+    fn config_requiring_sid() -> Config {
+        config_and(&[("REQUIRE_SID", "true")])
+    }
+
+    fn config_and(extra: &[(&str, &str)]) -> Config {
+        let mut pairs = vec![
             ("JWT_SECRET", TEST_SECRET),
             ("JWT_ISSUER", ISS),
             ("JWT_AUDIENCE", "api"),
@@ -381,8 +353,9 @@ mod tests {
             ("JWT_LEEWAY_SECONDS", "30"),
             ("BACKCHANNEL_LOGOUT_PATH", "/auth/backchannel-logout"),
             ("BACKCHANNEL_LOGOUT_AUDIENCE", "client-1"),
-        ])
-        .unwrap()
+        ];
+        pairs.extend_from_slice(extra);
+        config_with(&pairs).unwrap()
     }
 
     fn good() -> Value {
@@ -402,13 +375,22 @@ mod tests {
     }
 
     fn run_at(raw: &str, store: &MemoryStore, now: f64) -> Result<(Reply, Outcome), GateError> {
+        run_with(&config(), raw, store, now)
+    }
+
+    fn run_with(
+        config: &Config,
+        raw: &str,
+        store: &MemoryStore,
+        now: f64,
+    ) -> Result<(Reply, Outcome), GateError> {
         let keyring = Keyring::default();
         let verification = Verification::offline(&keyring);
         let body = format!("logout_token={raw}");
         block_on(handle(
             Some("application/x-www-form-urlencoded; charset=UTF-8"),
             body.as_bytes(),
-            &config(),
+            config,
             &verification,
             store,
             now,
@@ -464,13 +446,20 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_logout_token_with_sid_revokes_the_session_and_is_spent() {
+    fn with_require_sid_a_logout_token_revokes_its_session_only_and_is_spent() {
         let store = MemoryStore::default();
+        let config = config_requiring_sid();
         let raw = logout_token(json!({"typ": "logout+jwt"}), good());
-        let (reply, outcome) = run(&raw, &store).unwrap();
+        let (reply, outcome) = run_with(&config, &raw, &store, NOW).unwrap();
         assert_eq!((reply.status, reply.body.as_str()), (200, "{}\n"));
         assert_eq!(reply.header("Cache-Control"), Some("no-store"));
-        assert_eq!(outcome, Outcome::SessionRevoked);
+        assert_eq!(
+            outcome,
+            Outcome::Revoked {
+                session: true,
+                cut_off: None
+            }
+        );
         let entries = store.entries.borrow().clone();
         assert_eq!(
             entries["v1:sid:s-1"].0,
@@ -499,7 +488,7 @@ mod tests {
         assert_eq!(block_on(check(&store, "b", &of("s-2"))), Ok(Status::Active));
         // The same logout token again: 200, nothing written.
         let (writes, reads) = (store.writes.get(), store.reads.get());
-        let (reply, outcome) = run(&raw, &store).unwrap();
+        let (reply, outcome) = run_with(&config, &raw, &store, NOW).unwrap();
         assert_eq!((reply.status, outcome), (200, Outcome::Replayed));
         assert_eq!(store.writes.get(), writes);
         assert_eq!(
@@ -510,12 +499,50 @@ mod tests {
     }
 
     #[test]
-    fn sub_only_cuts_off_at_the_logout_tokens_iat_and_never_lowers_a_cut_off() {
+    fn by_default_a_logout_token_with_sid_and_sub_also_cuts_off_the_user() {
+        // The provider's access tokens may carry no sid (oidc-provider's,
+        // for one): revoking the session alone would leave them working.
+        let store = MemoryStore::default();
+        let raw = logout_token(json!({}), good());
+        let (reply, outcome) = run(&raw, &store).unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            outcome,
+            Outcome::Revoked {
+                session: true,
+                cut_off: Some(NOW - 4.0)
+            },
+            "the end of the logout token's iat second"
+        );
+        let token = |sid: Option<&str>, iat: f64| Claims {
+            sub: Some("alice".into()),
+            sid: sid.map(Into::into),
+            iat: Some(iat),
+            ..Claims::default()
+        };
+        let status = |claims: &Claims| block_on(check(&store, "t", claims));
+        let cut_off = Ok(Status::Revoked(RevokedBy::UserCutOff));
+        assert_eq!(status(&token(None, NOW - 60.0)), cut_off, "no sid");
+        assert_eq!(status(&token(None, NOW - 5.0)), cut_off, "the same second");
+        assert_eq!(status(&token(Some("s-2"), NOW - 5.0)), cut_off);
+        assert_eq!(
+            status(&token(None, NOW - 4.0)),
+            Ok(Status::Active),
+            "issued in the next second: after the logout"
+        );
+    }
+
+    #[test]
+    fn sub_only_cuts_off_at_the_end_of_the_logout_tokens_iat_second_and_never_lowers_a_cut_off() {
         let store = MemoryStore::default();
         let raw = logout_token(json!({}), with(json!({"sid": null, "iat": NOW - 20.0})));
+        let cut_off = |at: f64| Outcome::Revoked {
+            session: false,
+            cut_off: Some(at),
+        };
         let (_, outcome) = run(&raw, &store).unwrap();
-        assert_eq!(outcome, Outcome::UserCutOff(NOW - 20.0));
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1699999980.000");
+        assert_eq!(outcome, cut_off(NOW - 19.0));
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1699999981.000");
         let token = |iat: f64| Claims {
             sub: Some("alice".into()),
             iat: Some(iat),
@@ -526,9 +553,19 @@ mod tests {
             Ok(Status::Revoked(RevokedBy::UserCutOff))
         );
         assert_eq!(
+            block_on(check(&store, "same", &token(NOW - 20.0))),
+            Ok(Status::Revoked(RevokedBy::UserCutOff)),
+            "the logout token's own second: it may be from before the logout"
+        );
+        assert_eq!(
+            block_on(check(&store, "same", &token(NOW - 19.5))),
+            Ok(Status::Revoked(RevokedBy::UserCutOff)),
+            "a fractional iat inside that second, too"
+        );
+        assert_eq!(
             block_on(check(&store, "new", &token(NOW - 19.0))),
             Ok(Status::Active),
-            "issued after the logout token: not revoked"
+            "issued in the next second: not revoked"
         );
         // Another (older) logout token does not move the cut-off back.
         let older = logout_token(
@@ -536,15 +573,15 @@ mod tests {
             with(json!({"sid": null, "iat": NOW - 60.0, "jti": "lt-2"})),
         );
         let (_, outcome) = run(&older, &store).unwrap();
-        assert_eq!(outcome, Outcome::UserCutOff(NOW - 20.0));
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1699999980.000");
+        assert_eq!(outcome, cut_off(NOW - 19.0));
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1699999981.000");
         // A newer one moves it forward.
         let newer = logout_token(
             json!({}),
             with(json!({"sid": null, "iat": NOW - 1.0, "jti": "lt-3"})),
         );
         run(&newer, &store).unwrap();
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1699999999.000");
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000000.000");
         // A replay of the first one, later, changes nothing.
         let writes = store.writes.get();
         let (_, outcome) = run_at(&raw, &store, NOW + 60.0).unwrap();
@@ -722,7 +759,13 @@ mod tests {
             Some(GateError::RevocationUnavailable)
         );
         assert!(!half.entries.borrow().contains_key("v1:jti:lt-1"));
-        assert_eq!(run(&raw, &half).map(|r| r.1), Ok(Outcome::SessionRevoked));
+        assert_eq!(
+            run(&raw, &half).map(|r| r.1),
+            Ok(Outcome::Revoked {
+                session: true,
+                cut_off: Some(NOW - 4.0)
+            })
+        );
         assert!(half.entries.borrow().contains_key("v1:jti:lt-1"));
         // An unreadable cut-off is not overwritten blindly.
         let garbage = MemoryStore::default();

@@ -48,6 +48,11 @@ pub struct Config {
     /// `SESSION_LIFETIME_SECONDS`: how long a revoked-session entry lives
     /// (plus leeway), and so the oldest `iat` a token with a `sid` may have.
     pub session_lifetime_seconds: u64,
+    /// `REQUIRE_SID`: every token must carry `sid`, so a logout (back-channel
+    /// or `POST /auth/logout`) ends exactly its session. Without it, a logout
+    /// that names a user also cuts that user off: tokens without `sid` could
+    /// not be told apart from the signed-out session's.
+    pub require_sid: bool,
     /// `BACKCHANNEL_LOGOUT_PATH` in loose form (`routes::loosely`); `None`:
     /// back-channel logout is off and that path is an ordinary one.
     pub backchannel_logout_path: Option<String>,
@@ -453,6 +458,7 @@ fn provider(
         algorithms,
         keys,
         jwks_url,
+        jwks_cache_seconds: crate::keyring::DEFAULT_CACHE_SECONDS,
     })
 }
 
@@ -487,7 +493,24 @@ impl Config {
             None => None,
         };
         let mut warnings = Vec::new();
-        let providers = providers(&get, secret, &mut warnings)?;
+        let mut providers = providers(&get, secret, &mut warnings)?;
+        if let Some(v) = get("JWT_JWKS_CACHE_SECONDS") {
+            let range = crate::keyring::MIN_CACHE_SECONDS..=crate::keyring::MAX_CACHE_SECONDS;
+            let seconds = v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| range.contains(s))
+                .ok_or_else(|| {
+                    invalid(
+                        "JWT_JWKS_CACHE_SECONDS",
+                        "must be a whole number of seconds, 60 to 86400",
+                    )
+                })?;
+            for provider in &mut providers {
+                provider.jwks_cache_seconds = seconds;
+            }
+        }
 
         let leeway_seconds = match get("JWT_LEEWAY_SECONDS") {
             None => 0,
@@ -586,6 +609,13 @@ impl Config {
                 })?,
         };
 
+        let require_sid = match get("REQUIRE_SID").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(_) => return Err(invalid("REQUIRE_SID", "must be true or false")),
+        };
+
         let password_change_path = crate::routes::loosely(&password_change_path);
         let backchannel_logout_audiences = list(get("BACKCHANNEL_LOGOUT_AUDIENCE").as_deref());
         let backchannel_logout_path = match get("BACKCHANNEL_LOGOUT_PATH") {
@@ -642,7 +672,7 @@ impl Config {
         if let Some(refresh) = &refresh {
             match (&refresh.typ, get("JWT_TYP")) {
                 (Some(refresh_typ), Some(access_typ))
-                    if crate::verify::same_media_type(refresh_typ, &access_typ) =>
+                    if crate::token::same_media_type(refresh_typ, &access_typ) =>
                 {
                     return Err(invalid(
                         "REFRESH_TYP",
@@ -676,11 +706,21 @@ impl Config {
             admin_token,
             cors_allowed_origins,
             session_lifetime_seconds,
+            require_sid,
             backchannel_logout_path,
             backchannel_logout_audiences,
             refresh,
             strict_paths,
         })
+    }
+
+    /// How long revocation entries live, for every write.
+    pub fn lifetimes(&self) -> crate::revocation::Lifetimes {
+        crate::revocation::Lifetimes {
+            leeway_seconds: self.leeway_seconds,
+            max_token_age_seconds: self.max_token_age_seconds,
+            session_lifetime_seconds: self.session_lifetime_seconds,
+        }
     }
 
     /// Whether the per-user Durable Objects (`SESSIONS`) are needed.
@@ -961,6 +1001,11 @@ pub(crate) mod tests {
     fn sessions_and_back_channel_logout_settings() {
         let config = config_with(&[("JWT_SECRET", TEST_SECRET)]).unwrap();
         assert_eq!(config.session_lifetime_seconds, 2_592_000);
+        assert!(
+            !config.require_sid,
+            "a logout that names a user cuts it off"
+        );
+        assert_eq!(config.providers[0].jwks_cache_seconds, 600);
         assert_eq!(config.backchannel_logout_path, None);
         assert!(config.backchannel_logout_audiences.is_empty());
 
@@ -968,11 +1013,15 @@ pub(crate) mod tests {
             ("JWT_SECRET", TEST_SECRET),
             ("JWT_ISSUER", "https://idp.example"),
             ("SESSION_LIFETIME_SECONDS", " 3600 "),
+            ("REQUIRE_SID", " True "),
+            ("JWT_JWKS_CACHE_SECONDS", "60"),
             ("BACKCHANNEL_LOGOUT_PATH", "/Auth//Backchannel-Logout/"),
             ("BACKCHANNEL_LOGOUT_AUDIENCE", "client-1, client-2"),
         ])
         .unwrap();
         assert_eq!(config.session_lifetime_seconds, 3600);
+        assert!(config.require_sid);
+        assert_eq!(config.providers[0].jwks_cache_seconds, 60);
         assert_eq!(
             config.backchannel_logout_path.as_deref(),
             Some("/auth/backchannel-logout")
@@ -1115,6 +1164,24 @@ pub(crate) mod tests {
                 "PASSWORD_CHANGE_PATH",
             ),
             (&[("JWT_JWKS", "{not json")], "JWT_JWKS"),
+            (
+                &[("JWT_SECRET", TEST_SECRET), ("REQUIRE_SID", "yes")],
+                "REQUIRE_SID",
+            ),
+            (
+                &[
+                    ("JWT_SECRET", TEST_SECRET),
+                    ("JWT_JWKS_CACHE_SECONDS", "59"),
+                ],
+                "JWT_JWKS_CACHE_SECONDS",
+            ),
+            (
+                &[
+                    ("JWT_SECRET", TEST_SECRET),
+                    ("JWT_JWKS_CACHE_SECONDS", "86401"),
+                ],
+                "JWT_JWKS_CACHE_SECONDS",
+            ),
             (
                 &[(
                     "JWT_JWKS",

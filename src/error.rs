@@ -44,6 +44,9 @@ pub enum GateError {
     /// lives that long, so an older token of a session could outlive the
     /// entry that revokes it. Code `token_expired`, its own description.
     SessionTooOld,
+    /// `REQUIRE_SID` is set and the token has no `sid`: a logout ends only
+    /// its session, so a token naming none could not be signed out.
+    SidRequired,
     /// The revocation store could not be read or written; fail closed.
     RevocationUnavailable,
     /// The password was changed at the origin but the user cut-off could not
@@ -110,6 +113,7 @@ impl GateError {
             TypeInvalid | ClaimsMissing(_) => "type_invalid",
             RefreshTokenReused => "refresh_token_reused",
             TokenRevoked => "token_revoked",
+            SidRequired => "sid_required",
             RevocationUnavailable => "revocation_unavailable",
             SessionsNotRevoked | OriginRevocationFailed => "sessions_not_revoked",
             KeysUnavailable => "keys_unavailable",
@@ -133,7 +137,7 @@ impl GateError {
             | AlgorithmNotAllowed | UnknownKey | SignatureInvalid | TokenExpired
             | SessionTooOld | TokenNotYetValid | TokenLifetimeTooLong | IssuerInvalid
             | AudienceInvalid | TypeInvalid | TokenRevoked | AdminUnauthorized
-            | RefreshTokenReused | ClaimsMissing(_) => 401,
+            | RefreshTokenReused | ClaimsMissing(_) | SidRequired => 401,
             InvalidRequest
             | SubjectMissing
             | LogoutTokenInvalid(_)
@@ -173,6 +177,7 @@ impl GateError {
             AudienceInvalid => "the token is not meant for this audience",
             TypeInvalid => "the token's type is not accepted",
             TokenRevoked => "the token has been revoked",
+            SidRequired => "the token names no session (sid), which this gateway requires",
             RevocationUnavailable => "revocation status cannot be checked or recorded; try again",
             SessionsNotRevoked => {
                 "the password was changed, but existing sessions could not be signed out; \
@@ -241,15 +246,6 @@ pub struct Who {
     pub sub: Option<String>,
 }
 
-impl Who {
-    pub fn of(identity: &crate::verify::Identity) -> Who {
-        Who {
-            token_id: identity.token_id.clone(),
-            sub: identity.subject.clone(),
-        }
-    }
-}
-
 /// A refusal: the error, and who the token spoke for when that is known
 /// (the signature verified before the request was refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,14 +255,6 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal of a request whose token verified.
-    pub fn of(error: GateError, identity: &crate::verify::Identity) -> Refusal {
-        Refusal {
-            error,
-            who: Some(Who::of(identity)),
-        }
-    }
-
     pub fn to_reply(&self) -> Reply {
         let mut reply = self.error.to_reply();
         reply.who = self.who.clone();
@@ -481,6 +469,13 @@ mod tests {
                 GateError::OriginRevocationFailed.status()
             ),
             ("sessions_not_revoked", 503)
+        );
+        assert_eq!(
+            (
+                GateError::SidRequired.code(),
+                GateError::SidRequired.status()
+            ),
+            ("sid_required", 401)
         );
         let invalid = GateError::LogoutTokenInvalid("the logout token has no jti");
         let reply = invalid.to_reply();

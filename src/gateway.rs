@@ -15,8 +15,8 @@ use crate::error::{GateError, Refusal, Reply};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::origin_revoke::{self, Directive, Write};
-use crate::refresh::{self, SpendOutcome, SpendRequest};
-use crate::revocation::{self, RevocationStore, RevokedBy, Status, To};
+use crate::refresh::{self, SpendOutcome, SpendRequest, SpendStore};
+use crate::revocation::{self, RevokedBy, Status, To};
 use crate::routes::{self, Route};
 use crate::token;
 use crate::verify::{verify_token_as, verify_token_for_log, TokenKind, Verification};
@@ -64,11 +64,11 @@ pub enum Decision {
     /// [`admin::handle`].
     ReadAdminBody(AdminAction),
     /// A POST to `REFRESH_PATH`: read its body (at most
-    /// [`refresh::MAX_BODY_BYTES`]), call [`Gateway::refresh`], and on `Ok`
+    /// [`crate::form::MAX_BODY_BYTES`]), call [`Gateway::refresh`], and on `Ok`
     /// forward the request with that same body.
     Refresh,
     /// A POST to `BACKCHANNEL_LOGOUT_PATH`: read its `Content-Type` and body
-    /// (at most [`crate::backchannel::MAX_BODY_BYTES`]) and call
+    /// (at most [`crate::form::MAX_BODY_BYTES`]) and call
     /// [`crate::backchannel::handle`].
     ReadBackchannelBody,
     /// Answer directly.
@@ -81,7 +81,7 @@ pub struct Gateway<'a, F, V, S> {
     pub store: &'a S,
 }
 
-impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V, S> {
+impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
     pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
         let config = self.config;
         let loose = routes::LoosePath::new(req.path);
@@ -132,7 +132,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .and_then(|verified| match verified.identity.subject {
                     Some(_) => Ok(Decision::ForwardPasswordChange(verified)),
-                    None => Err(Refusal::of(GateError::SubjectMissing, &verified.identity)),
+                    None => Err(verified.identity.refuse(GateError::SubjectMissing)),
                 }),
             // Showing a password form must not sign anybody out.
             Route::PasswordChange => self
@@ -171,7 +171,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         now: NumericDate,
     ) -> Result<Verified, Refusal> {
         let verified = self.verify_present_token(req, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         match revocation::check(self.store, &verified.identity.token_id, &verified.claims)
             .await
             .map_err(refuse)?
@@ -198,7 +198,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     }
 
     async fn check_strictly(&self, verified: &Verified) -> Result<(), Refusal> {
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let sub = verified.claims.sub.as_deref().filter(|s| !s.is_empty());
         let sub = sub.ok_or_else(|| {
             refuse(GateError::ClaimsMissing(
@@ -256,7 +256,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         let grace = config.refresh.as_ref().map_or(0, |r| r.reuse_grace_seconds);
         let verified =
             verify_token_as(raw, TokenKind::Refresh, config, self.verification, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let request = SpendRequest::new(&verified, config, grace, now).map_err(refuse)?;
         // KV too: it holds revocations written before the objects were bound.
         if let Status::Revoked(_) =
@@ -301,7 +301,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     async fn logout(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, Refusal> {
         require_post(req.method)?;
         let verified = self.verify_present_token(req, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let id = &verified.identity.token_id;
         let sid = verified.claims.session();
         let sub = verified.claims.sub.as_deref();
@@ -323,9 +323,9 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 to,
                 id,
                 verified.claims.exp,
-                self.config.leeway_seconds,
                 RevokedBy::Logout,
                 now,
+                self.config.lifetimes(),
             )
             .await
             .map_err(refuse)?;
@@ -339,14 +339,33 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                 .await
                 .map_err(refuse)?;
         }
+        // Without `sid` the token cannot be told apart from the other tokens
+        // of its sign-in (an identity provider's refreshed access tokens
+        // carry none), so its user is cut off: every token issued before
+        // now. A retry whose token a cut-off already covers writes no later
+        // one, which would end a sign-in made since.
+        let cut_off = match (sid, sub) {
+            (None, Some(sub)) => {
+                let lifetimes = self.config.lifetimes();
+                let covered = found
+                    .cut_off
+                    .filter(|&c| revocation::revoked_by_cut_off(verified.claims.iat, c));
+                let written = match covered {
+                    Some(c) => revocation::mirror_cut_off(self.store, sub, c, now, lifetimes).await,
+                    None => revocation::cut_off_user(self.store, sub, now, lifetimes).await,
+                };
+                Some(written.map_err(refuse)?)
+            }
+            _ => None,
+        };
         let mut reply = Reply::json(
             200,
             &LoggedOut {
                 status: "logged_out",
                 token_id: Some(id),
                 sid,
-                sub: None,
-                revoked_before: None,
+                sub: cut_off.and(sub),
+                revoked_before: cut_off,
             },
         );
         reply.headers.extend(self.clear_cookie_headers());
@@ -360,16 +379,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
         by: RevokedBy,
         now: NumericDate,
     ) -> Result<u64, GateError> {
-        revocation::revoke_session(
-            self.store,
-            to,
-            sid,
-            by,
-            now,
-            self.config.session_lifetime_seconds,
-            self.config.leeway_seconds,
-        )
-        .await
+        revocation::revoke_session(self.store, to, sid, by, now, self.config.lifetimes()).await
     }
 
     /// Records a cut-off for the caller's `sub`: every token of that user
@@ -377,21 +387,15 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
     async fn logout_all(&self, req: &Incoming<'_>, now: NumericDate) -> Result<Reply, Refusal> {
         require_post(req.method)?;
         let verified = self.authenticate(req, now).await?;
-        let refuse = |e| Refusal::of(e, &verified.identity);
+        let refuse = |e| verified.identity.refuse(e);
         let sub = verified
             .identity
             .subject
             .as_deref()
             .ok_or_else(|| refuse(GateError::SubjectMissing))?;
-        let cut_off = revocation::cut_off_user(
-            self.store,
-            sub,
-            now,
-            self.config.max_token_age_seconds,
-            self.config.leeway_seconds,
-        )
-        .await
-        .map_err(refuse)?;
+        let cut_off = revocation::cut_off_user(self.store, sub, now, self.config.lifetimes())
+            .await
+            .map_err(refuse)?;
         let mut reply = Reply::json(
             200,
             &LoggedOut {
@@ -426,16 +430,10 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
             // No user to cut off: the client must not see plain success.
             return Err(GateError::SubjectMissing);
         };
-        revocation::cut_off_user(
-            self.store,
-            sub,
-            now,
-            self.config.max_token_age_seconds,
-            self.config.leeway_seconds,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|_| GateError::SessionsNotRevoked)
+        revocation::cut_off_user(self.store, sub, now, self.config.lifetimes())
+            .await
+            .map(|_| ())
+            .map_err(|_| GateError::SessionsNotRevoked)
     }
 
     /// Records what an origin asked for with `Tokengate-Revoke`
@@ -462,9 +460,9 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                     To::Everywhere(claims.sub.as_deref()),
                     &verified.identity.token_id,
                     claims.exp,
-                    self.config.leeway_seconds,
                     RevokedBy::Origin,
                     now,
+                    self.config.lifetimes(),
                 )
                 .await
                 .map(|_| ()),
@@ -477,15 +475,11 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: RevocationStore> Gateway<'_, F, V,
                     )
                     .await
                     .map(|_| ()),
-                Write::User(sub) => revocation::cut_off_user(
-                    self.store,
-                    &sub,
-                    now,
-                    self.config.max_token_age_seconds,
-                    self.config.leeway_seconds,
-                )
-                .await
-                .map(|_| ()),
+                Write::User(sub) => {
+                    revocation::cut_off_user(self.store, &sub, now, self.config.lifetimes())
+                        .await
+                        .map(|_| ())
+                }
                 Write::NoUser => {
                     no_user = true;
                     Ok(())
@@ -577,7 +571,7 @@ fn require_post(method: &str) -> Result<(), GateError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keyring::Keyring;
@@ -588,7 +582,7 @@ mod tests {
 
     const NOW: f64 = 1_700_000_000.0;
 
-    fn config(extra: &[(&str, &str)]) -> Config {
+    pub(crate) fn config(extra: &[(&str, &str)]) -> Config {
         let mut pairs = vec![("JWT_SECRET", TEST_SECRET)];
         pairs.extend_from_slice(extra);
         config_with(&pairs).unwrap()
@@ -602,7 +596,11 @@ mod tests {
         token(json!({"sub": "alice", "jti": "t-1", "iat": NOW - 10.0, "exp": NOW + 600.0}))
     }
 
-    fn request<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> Incoming<'a> {
+    pub(crate) fn request<'a>(
+        method: &'a str,
+        path: &'a str,
+        authorization: Option<&'a str>,
+    ) -> Incoming<'a> {
         Incoming {
             method,
             path,
@@ -613,7 +611,7 @@ mod tests {
         }
     }
 
-    fn decide(config: &Config, store: &impl RevocationStore, req: &Incoming<'_>) -> Decision {
+    fn decide(config: &Config, store: &impl SpendStore, req: &Incoming<'_>) -> Decision {
         let keyring = Keyring::default();
         let verification = Verification::offline(&keyring);
         let gateway = Gateway {
@@ -704,7 +702,7 @@ mod tests {
         assert_eq!(finish(&verified, &store, 400), Ok(()));
         assert!(store.entries.borrow().is_empty());
         assert_eq!(finish(&verified, &store, 204), Ok(()));
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000002.000");
         // A flaky store: the retries wait for KV's one write per second.
         let flaky = MemoryStore::default();
         flaky.failing_writes.set(2);
@@ -892,6 +890,16 @@ mod tests {
         }
     }
 
+    impl SpendStore for crate::revocation::tests::MiscountingStore {
+        async fn user_spend(
+            &self,
+            _user: &str,
+            _request: &SpendRequest,
+        ) -> Result<SpendOutcome, crate::revocation::StoreError> {
+            Err(crate::revocation::StoreError("no objects".into()))
+        }
+    }
+
     #[test]
     fn a_miscounted_store_answer_refuses_the_request() {
         use crate::revocation::tests::MiscountingStore;
@@ -990,6 +998,80 @@ mod tests {
     }
 
     #[test]
+    fn logout_without_sid_cuts_off_the_user_once() {
+        // A provider's access tokens without sid: the token refreshed from
+        // the same sign-in cannot be told apart, so all of the user's go.
+        // (Leeway: the next-second token's iat is a second ahead.)
+        let config = config(&[("JWT_LEEWAY_SECONDS", "30")]);
+        let store = MemoryStore::default();
+        let at = |jti: &str, iat: f64| {
+            format!(
+                "Bearer {}",
+                token(json!({"sub": "alice", "jti": jti, "iat": iat, "exp": NOW + 600.0}))
+            )
+        };
+        let (presented, refreshed) = (at("first", NOW - 10.0), at("refreshed", NOW - 5.0));
+        let logout = |bearer| {
+            reply(decide(
+                &config,
+                &store,
+                &request("POST", "/auth/logout", Some(bearer)),
+            ))
+        };
+        let answer = logout(&presented);
+        assert_eq!(answer.status, 200);
+        assert_eq!(
+            body(&answer),
+            json!({"status": "logged_out", "token_id": "first", "sub": "alice",
+                   "revoked_before": NOW + 1.0})
+        );
+        let get = |bearer| decide(&config, &store, &request("GET", "/api", Some(bearer)));
+        let same_second = at("same-second", NOW);
+        for bearer in [&presented, &refreshed, &same_second] {
+            let Decision::Reply(refused) = get(bearer) else {
+                panic!("{bearer} still works after the logout");
+            };
+            assert_eq!(error_code(&refused), "token_revoked");
+        }
+        assert!(matches!(
+            get(&at("next-second", NOW + 1.0)),
+            Decision::Forward(Some(_))
+        ));
+        // A retry of the same logout writes no later cut-off.
+        let writes = store.writes.get();
+        assert_eq!(logout(&presented).status, 200);
+        assert_eq!(store.writes.get(), writes);
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+    }
+
+    #[test]
+    fn with_require_sid_a_token_without_sid_is_refused_and_logout_ends_the_session_only() {
+        let config = config(&[("REQUIRE_SID", "true")]);
+        let store = MemoryStore::default();
+        let get = |bearer: &str| decide(&config, &store, &request("GET", "/api", Some(bearer)));
+        let Decision::Reply(refused) = get(&format!("Bearer {}", alice())) else {
+            panic!("a token without sid was forwarded");
+        };
+        assert_eq!(
+            (refused.status, error_code(&refused)),
+            (401, "sid_required".into())
+        );
+        let phone = format!("Bearer {}", with_sid("s-1", "phone"));
+        let laptop = format!("Bearer {}", with_sid("s-2", "laptop"));
+        let out = reply(decide(
+            &config,
+            &store,
+            &request("POST", "/auth/logout", Some(&phone)),
+        ));
+        assert_eq!(
+            body(&out),
+            json!({"status": "logged_out", "token_id": "phone", "sid": "s-1"})
+        );
+        assert!(!store.entries.borrow().contains_key("v1:sub:alice"));
+        assert!(matches!(get(&laptop), Decision::Forward(Some(_))));
+    }
+
+    #[test]
     fn a_logout_whose_session_write_failed_is_finished_by_a_retry() {
         let config = config(&[]);
         let store = MemoryStore::default();
@@ -1008,9 +1090,13 @@ mod tests {
             To::Everywhere(None),
             "phone",
             Some(NOW + 600.0),
-            0,
             RevokedBy::Logout,
             NOW,
+            crate::revocation::Lifetimes {
+                leeway_seconds: 0,
+                max_token_age_seconds: None,
+                session_lifetime_seconds: crate::config::DEFAULT_SESSION_LIFETIME_SECONDS,
+            },
         ))
         .unwrap();
         store.failing_writes.set(3);
@@ -1156,7 +1242,7 @@ mod tests {
 
         let store = MemoryStore::default();
         assert_eq!(finish_origin(&plain, &store, "USER, bogus"), Ok(()));
-        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000001.000");
+        assert_eq!(store.entries.borrow()["v1:sub:alice"].0, "1700000002.000");
 
         let store = MemoryStore::default();
         assert_eq!(

@@ -38,6 +38,10 @@ pub struct Provider {
     /// `JWT_SECRET` and inline JWKS keys.
     pub keys: Vec<Rc<VerifyKey>>,
     pub jwks_url: Option<String>,
+    /// How long a fetched JWKS is used when the provider sends no
+    /// `Cache-Control: max-age` (`JWT_JWKS_CACHE_SECONDS`, default
+    /// [`DEFAULT_CACHE_SECONDS`]): a retired key keeps verifying that long.
+    pub jwks_cache_seconds: u64,
 }
 
 /// A fetched key set and how long the provider says it may be cached.
@@ -70,9 +74,9 @@ pub struct Keyring {
     warnings: RefCell<Vec<String>>,
 }
 
-fn cache_seconds(max_age: Option<u64>) -> f64 {
+fn cache_seconds(max_age: Option<u64>, default: u64) -> f64 {
     max_age
-        .unwrap_or(DEFAULT_CACHE_SECONDS)
+        .unwrap_or(default)
         .clamp(MIN_CACHE_SECONDS, MAX_CACHE_SECONDS) as f64
 }
 
@@ -103,12 +107,12 @@ impl Keyring {
             .get(url)
             .is_none_or(|set| now >= set.next_refresh);
         if due {
-            self.refresh(url, fetcher, now, false).await;
+            self.refresh(provider, url, fetcher, now, false).await;
         }
         let mut remote = self.usable(url, alg, kid, now);
         let unknown_kid = kid.is_some() && remote.as_ref().is_some_and(Vec::is_empty);
         if unknown_kid && self.may_force(url, now) {
-            self.refresh(url, fetcher, now, true).await;
+            self.refresh(provider, url, fetcher, now, true).await;
             remote = self.usable(url, alg, kid, now);
         }
         match remote {
@@ -145,7 +149,14 @@ impl Keyring {
         true
     }
 
-    async fn refresh(&self, url: &str, fetcher: &impl JwksFetcher, now: NumericDate, forced: bool) {
+    async fn refresh(
+        &self,
+        provider: &Provider,
+        url: &str,
+        fetcher: &impl JwksFetcher,
+        now: NumericDate,
+        forced: bool,
+    ) {
         // No RefCell borrow is held across this await.
         let outcome = fetcher.fetch(url, forced).await.and_then(|fetched| {
             parse_jwks(&fetched.body, KeySetSource::Remote).map(|parsed| (parsed, fetched.max_age))
@@ -154,7 +165,7 @@ impl Keyring {
         let set = remote.entry(url.to_owned()).or_default();
         match outcome {
             Ok(((keys, skipped), max_age)) => {
-                let ttl = cache_seconds(max_age);
+                let ttl = cache_seconds(max_age, provider.jwks_cache_seconds);
                 set.keys = keys;
                 set.next_refresh = now + ttl;
                 set.usable_until = now + ttl + STALE_GRACE_SECONDS;
@@ -232,6 +243,7 @@ pub(crate) mod tests {
             algorithms: vec![Algorithm::EdDsa],
             keys: vec![],
             jwks_url: Some(URL.into()),
+            jwks_cache_seconds: DEFAULT_CACHE_SECONDS,
         }
     }
 
@@ -274,6 +286,30 @@ pub(crate) mod tests {
         kids(&ring, &idp, None, 86_399.0).unwrap();
         kids(&ring, &idp, None, 86_400.0).unwrap();
         assert_eq!(idp.fetches.get(), 5);
+    }
+
+    #[test]
+    fn without_max_age_the_configured_default_applies() {
+        let idp = FakeIdp::serving(&["k1"]);
+        let ring = Keyring::default();
+        let quick = Provider {
+            jwks_cache_seconds: 60,
+            ..provider()
+        };
+        let fetch = |now| {
+            pollster::block_on(ring.candidates(&quick, Algorithm::EdDsa, Some("k1"), &idp, now))
+                .unwrap()
+        };
+        fetch(0.0);
+        fetch(59.0);
+        assert_eq!(idp.fetches.get(), 1);
+        fetch(60.0);
+        assert_eq!(idp.fetches.get(), 2, "JWT_JWKS_CACHE_SECONDS=60");
+        // The provider's own max-age still wins.
+        idp.max_age.set(Some(3600));
+        fetch(120.0);
+        fetch(120.0 + 3599.0);
+        assert_eq!(idp.fetches.get(), 3);
     }
 
     #[test]

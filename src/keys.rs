@@ -386,7 +386,7 @@ impl HmacKeys {
     }
 
     /// Constant-time HMAC check (jwt-compact compares `CtOutput`s). HMAC
-    /// stays in Rust: synchronous, and measured cheap (README, "Performance").
+    /// stays in Rust: synchronous, and measured cheap (docs/performance.md).
     pub fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
         match alg {
             Algorithm::Hs256 => check(Hs256, &self.hs256, signing_input, signature),

@@ -15,7 +15,8 @@
 //! ([`crate::gateway::Gateway::finish_origin_revocation`]). Unknown members
 //! are ignored (and logged by the adapter).
 
-/// The response header, as an origin sends it.
+/// The response header, as an origin sends it. The host reads and removes
+/// it (`js/host.mjs`, `forward`) under the name given here.
 pub const HEADER: &str = "Tokengate-Revoke";
 
 /// What an origin asked for.

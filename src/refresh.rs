@@ -25,18 +25,17 @@
 
 use serde::Deserialize;
 
-use crate::backchannel::form_decode;
 use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::GateError;
+use crate::form::{form_decode, media_type, FORM_CONTENT_TYPE, MAX_BODY_BYTES};
 use crate::revocation::{
-    bounded, cut_off_expiry, format_cut_off, session_entry, session_entry_expiry, session_key,
-    user_key, LookupKeys, RevokedBy, Status, MAX_ENTRY_SECONDS,
+    bounded, cut_off_after, cut_off_expiry, format_cut_off, session_entry, session_entry_expiry,
+    session_key, user_key, LookupKeys, MemoryStore, RevocationStore, RevokedBy, Status, StoreError,
+    MAX_ENTRY_SECONDS,
 };
 use crate::verify::Verified;
 
-/// A refresh request's body is read (to find the token) up to this size.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const KEY_PREFIX_SPENT: &str = "v1:spent:";
 pub const KEY_PREFIX_LATEST: &str = "v1:latest:";
 
@@ -168,7 +167,7 @@ impl SpendRequest {
             },
             None => Entry {
                 key: user_key(sub),
-                value: format_cut_off(now),
+                value: format_cut_off(cut_off_after(now)),
                 expires_at: cut_off_expiry(now, config.max_token_age_seconds, leeway),
             },
         };
@@ -357,12 +356,8 @@ pub fn from_body(body: Body<'_>) -> Result<Option<String>, GateError> {
     {
         return Err(unreadable);
     }
-    let media_type = body
-        .content_type
-        .and_then(|value| value.split(';').next())
-        .map(|value| value.trim().to_ascii_lowercase());
-    let found = match media_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => form_fields(body.bytes),
+    let found = match media_type(body.content_type).as_deref() {
+        Some(FORM_CONTENT_TYPE) => form_fields(body.bytes),
         Some(json) if json == "application/json" || json.ends_with("+json") => {
             serde_json::from_slice::<JsonMembers>(body.bytes)
                 .map(|members| members.0)
@@ -439,6 +434,43 @@ impl<'de> Deserialize<'de> for JsonMembers {
             }
         }
         deserializer.deserialize_map(Members)
+    }
+}
+
+/// The per-user object's spend: a [`RevocationStore`] whose objects also
+/// spend refresh tokens. Kept apart from the store so that the revocation
+/// layer knows nothing of refresh tokens.
+#[allow(async_fn_in_trait)] // Worker futures are !Send; no Send bound wanted.
+pub trait SpendStore: RevocationStore {
+    /// Spends a refresh token in `user`'s object, atomically: the object
+    /// runs [`plan`] on what it holds and answers its outcome.
+    async fn user_spend(
+        &self,
+        user: &str,
+        request: &SpendRequest,
+    ) -> Result<SpendOutcome, StoreError>;
+}
+
+impl SpendStore for MemoryStore {
+    async fn user_spend(
+        &self,
+        user: &str,
+        request: &SpendRequest,
+    ) -> Result<SpendOutcome, StoreError> {
+        // Across the same flat fields as to a real object.
+        let request = SpendRequest::from_fields(&request.to_fields())
+            .ok_or_else(|| StoreError("unreadable spend request".into()))?;
+        let request = &request;
+        let values = self.user_get_many(user, &request.keys()).await?;
+        // The object's clock: the memory store's objects use the request's
+        // own instant, which tests set.
+        let now = self.object_now.get();
+        let plan = plan(request, values, now).map_err(|e| StoreError(e.to_string()))?;
+        for write in plan.writes {
+            self.user_put(user, &write.key, &write.value, write.expires_at)
+                .await?;
+        }
+        Ok(plan.outcome)
     }
 }
 
@@ -524,7 +556,10 @@ mod tests {
         let old = request("r1", None, 0);
         object.spend(&old, NOW);
         assert_eq!(object.spend(&old, NOW + 5.0), SpendOutcome::Reused);
-        assert_eq!(object.0["v1:sub:alice"], format_cut_off(NOW));
+        assert_eq!(
+            object.0["v1:sub:alice"], "1700000001.000",
+            "the end of the second the token was presented in"
+        );
         assert_eq!(
             object.spend(&request("r9", Some("s9"), 0), NOW + 6.0),
             SpendOutcome::Revoked

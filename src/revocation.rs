@@ -1,4 +1,4 @@
-//! Revocation rules and the KV schema (`README.md`, "KV schema").
+//! Revocation rules and the KV schema (docs/storage.md, "KV schema").
 //!
 //! Keys (version prefix `v1:` so the schema can change later):
 //! - `v1:jti:<token id>` = `{"at":<when>,"by":"<reason>"}`: one revoked
@@ -25,6 +25,45 @@ use crate::token::Claims;
 pub const KEY_PREFIX_TOKEN: &str = "v1:jti:";
 pub const KEY_PREFIX_USER: &str = "v1:sub:";
 pub const KEY_PREFIX_SESSION: &str = "v1:sid:";
+/// How long a location may serve a KV read from its edge cache (`cacheTtl`,
+/// KV's minimum). It is the revocation delay on ordinary paths (docs/storage.md,
+/// "Revocation delay in production"): the minimum, because a revoked token
+/// that keeps working is the failure this product exists to prevent.
+pub const KV_CACHE_TTL_SECONDS: u32 = 30;
+
+/// How long the host waits for the store before the call counts as failed:
+/// a read then fails closed (503, never forwarded), a write is retried and
+/// then reported (503, never success). KV reads take a few ms from the edge
+/// cache and tens of ms from the central store, and a Durable Object round
+/// trip depends on how far away it lives: these are far beyond healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub kv_read_ms: u32,
+    pub kv_write_ms: u32,
+    pub object_read_ms: u32,
+    pub object_write_ms: u32,
+}
+
+pub const DEADLINES: Deadlines = Deadlines {
+    kv_read_ms: 3000,
+    kv_write_ms: 5000,
+    object_read_ms: 3000,
+    object_write_ms: 5000,
+};
+
+/// The settings that decide how long revocation entries live, as one value
+/// ([`crate::config::Config::lifetimes`]): every write takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// `JWT_LEEWAY_SECONDS`: a token is accepted until `exp` + leeway.
+    pub leeway_seconds: u64,
+    /// `JWT_MAX_TOKEN_AGE_SECONDS`: no token older lives, so a user cut-off
+    /// can expire after it; `None`: cut-offs never expire.
+    pub max_token_age_seconds: Option<u64>,
+    /// `SESSION_LIFETIME_SECONDS`: how long a revoked session's entry lives.
+    pub session_lifetime_seconds: u64,
+}
+
 /// Workers KV refuses an expiration closer than 60 s.
 pub const KV_MIN_TTL_SECONDS: u64 = 60;
 /// KV keys are at most 512 bytes; longer IDs are stored by their hash.
@@ -72,16 +111,6 @@ pub trait RevocationStore {
         _value: &str,
         _expires_at: Option<u64>,
     ) -> Result<(), StoreError> {
-        Err(StoreError("no per-user objects are bound".into()))
-    }
-    /// Spends a refresh token in `user`'s object, atomically: the object
-    /// runs [`crate::refresh::plan`] on what it holds and answers its
-    /// outcome.
-    async fn user_spend(
-        &self,
-        _user: &str,
-        _request: &crate::refresh::SpendRequest,
-    ) -> Result<crate::refresh::SpendOutcome, StoreError> {
         Err(StoreError("no per-user objects are bound".into()))
     }
 }
@@ -167,13 +196,34 @@ pub fn token_entry_expiry(exp: Option<NumericDate>, leeway_seconds: u64, now: Nu
 /// before from after. We fail safe: it counts as issued before the cut-off
 /// and is revoked. The price is a window of under one second after a
 /// logout-all or password change in which a fresh whole-second token is
-/// refused too (README, "Revocation rules"). A token without `iat` is
+/// refused too (docs/storage.md, "Revocation rules"). A token without `iat` is
 /// revoked by any cut-off.
 pub fn revoked_by_cut_off(iat: Option<NumericDate>, cut_off: NumericDate) -> bool {
     // For a whole-second `iat` inside the cut-off's second, `iat < cut_off`
     // holds, which is exactly the fail-safe answer; comparing against the
     // cut-off's whole second instead would let those tokens through.
     iat.is_none_or(|iat| iat < cut_off)
+}
+
+/// The cut-off that revokes every token that may have been issued before
+/// `event`, the instant of a logout, logout-all or other revocation.
+///
+/// An instant with a fraction is exact. One without may stand for any moment
+/// of its second: a logout token's `iat` is a whole second, so the logout
+/// happened somewhere in `[iat, iat + 1)`, and a token with the same
+/// whole-second `iat` may be from just before it. So the cut-off is the end
+/// of that second: same-second tokens are revoked, tokens issued in the next
+/// second or later are not (a replayed logout token cannot reach them). The
+/// gateway's own clock (`now`) almost always has a fraction; when it lands on
+/// a whole second it is treated the same way, which errs on the safe side by
+/// under a second. Every cut-off source goes through here
+/// ([`cut_off_user_at`], refresh-token reuse).
+pub fn cut_off_after(event: NumericDate) -> NumericDate {
+    if event.fract() == 0.0 {
+        event + 1.0
+    } else {
+        event
+    }
 }
 
 /// Parses a cut-off as stored; an unreadable value fails closed.
@@ -203,9 +253,10 @@ pub fn merged<'a>(key: &str, stored: Option<&'a str>, new: &'a str) -> &'a str {
 }
 
 /// Cut-offs are written with millisecond precision, in integer arithmetic
-/// (float formatting would cost ~15 KB of wasm).
-pub fn format_cut_off(now: NumericDate) -> String {
-    let millis = (now.max(0.0) * 1000.0).round() as u64;
+/// (float formatting would cost ~15 KB of wasm), rounded up: a cut-off may
+/// revoke a token a fraction of a millisecond younger, never spare an older one.
+pub fn format_cut_off(cut_off: NumericDate) -> String {
+    let millis = (cut_off.max(0.0) * 1000.0).ceil() as u64;
     format!("{}.{:03}", millis / 1000, millis % 1000)
 }
 
@@ -446,11 +497,11 @@ pub async fn revoke_token(
     to: To<'_>,
     token_id: &str,
     exp: Option<NumericDate>,
-    leeway_seconds: u64,
     by: RevokedBy,
     now: NumericDate,
+    lifetimes: Lifetimes,
 ) -> Result<u64, GateError> {
-    let expires_at = token_entry_expiry(exp, leeway_seconds, now);
+    let expires_at = token_entry_expiry(exp, lifetimes.leeway_seconds, now);
     let entry = serde_json::to_string(&TokenEntry {
         at: now.floor() as u64,
         by,
@@ -460,7 +511,7 @@ pub async fn revoke_token(
     Ok(expires_at)
 }
 
-/// Revokes every token of `sub` issued before `now`.
+/// Revokes every token of `sub` issued before `now` ([`cut_off_after`]).
 ///
 /// Without `max_token_age` the key never expires: we cannot know how long
 /// the user's older tokens live (it is one key per user, overwritten, so it
@@ -470,25 +521,24 @@ pub async fn cut_off_user(
     store: &impl RevocationStore,
     sub: &str,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
-    cut_off_user_at(store, sub, now, now, max_token_age, leeway_seconds).await
+    cut_off_user_at(store, sub, now, now, lifetimes).await
 }
 
-/// Revokes every token of `sub` issued before `cut_off`, which may lie in
-/// the past (a back-channel logout cuts off at its logout token's `iat`).
-/// The entry's expiry counts from `now`, as in [`cut_off_user`].
+/// Revokes every token of `sub` that may have been issued before `event`
+/// ([`cut_off_after`]), which may lie in the past (a back-channel logout
+/// cuts off at its logout token's `iat`). The entry's expiry counts from
+/// `now`, as in [`cut_off_user`]. Returns the cut-off as stored.
 pub async fn cut_off_user_at(
     store: &impl RevocationStore,
     sub: &str,
-    cut_off: NumericDate,
+    event: NumericDate,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
     let to = To::Everywhere(Some(sub));
-    write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
+    write_cut_off(store, to, sub, cut_off_after(event), now, lifetimes).await
 }
 
 /// [`cut_off_user_at`] into the user's object only, when per-user objects
@@ -499,14 +549,12 @@ pub async fn mirror_cut_off(
     sub: &str,
     cut_off: NumericDate,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
     if !store.has_user_objects() {
         return Ok(cut_off);
     }
-    let to = To::ObjectOf(sub);
-    write_cut_off(store, to, sub, cut_off, now, max_token_age, leeway_seconds).await
+    write_cut_off(store, To::ObjectOf(sub), sub, cut_off, now, lifetimes).await
 }
 
 async fn write_cut_off(
@@ -515,11 +563,14 @@ async fn write_cut_off(
     sub: &str,
     cut_off: NumericDate,
     now: NumericDate,
-    max_token_age: Option<u64>,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<NumericDate, GateError> {
     let value = format_cut_off(cut_off);
-    let expires_at = cut_off_expiry(now, max_token_age, leeway_seconds);
+    let expires_at = cut_off_expiry(
+        now,
+        lifetimes.max_token_age_seconds,
+        lifetimes.leeway_seconds,
+    );
     put_with_retry(store, to, &user_key(sub), &value, expires_at).await?;
     Ok(parse_cut_off(&value).unwrap_or(cut_off))
 }
@@ -566,10 +617,13 @@ pub async fn revoke_session(
     sid: &str,
     by: RevokedBy,
     now: NumericDate,
-    lifetime_seconds: u64,
-    leeway_seconds: u64,
+    lifetimes: Lifetimes,
 ) -> Result<u64, GateError> {
-    let expires_at = session_entry_expiry(now, lifetime_seconds, leeway_seconds);
+    let expires_at = session_entry_expiry(
+        now,
+        lifetimes.session_lifetime_seconds,
+        lifetimes.leeway_seconds,
+    );
     let entry = session_entry(by, now);
     put_with_retry(store, to, &session_key(sid), &entry, Some(expires_at)).await?;
     Ok(expires_at)
@@ -689,28 +743,6 @@ impl RevocationStore for MemoryStore {
         }
         Ok(())
     }
-
-    async fn user_spend(
-        &self,
-        user: &str,
-        request: &crate::refresh::SpendRequest,
-    ) -> Result<crate::refresh::SpendOutcome, StoreError> {
-        // Across the same flat fields as to a real object.
-        let request = crate::refresh::SpendRequest::from_fields(&request.to_fields())
-            .ok_or_else(|| StoreError("unreadable spend request".into()))?;
-        let request = &request;
-        let values = self.user_get_many(user, &request.keys()).await?;
-        // The object's clock: the memory store's objects use the request's
-        // own instant, which tests set.
-        let now = self.object_now.get();
-        let plan =
-            crate::refresh::plan(request, values, now).map_err(|e| StoreError(e.to_string()))?;
-        for write in plan.writes {
-            self.user_put(user, &write.key, &write.value, write.expires_at)
-                .await?;
-        }
-        Ok(plan.outcome)
-    }
 }
 
 #[cfg(test)]
@@ -719,6 +751,14 @@ pub(crate) mod tests {
     use pollster::block_on;
 
     const NOW: f64 = 1_700_000_000.5;
+
+    fn lifetimes(leeway_seconds: u64, max_token_age_seconds: Option<u64>) -> Lifetimes {
+        Lifetimes {
+            leeway_seconds,
+            max_token_age_seconds,
+            session_lifetime_seconds: 30 * 86_400,
+        }
+    }
 
     fn claims(sub: &str, iat: Option<f64>) -> Claims {
         Claims {
@@ -788,10 +828,67 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_cut_off_fails_safe_at_the_second_boundary() {
+        // Logout-all, password change, admin, origin-directed and
+        // back-channel cut-offs all go through `cut_off_user_at`; refresh
+        // reuse through `cut_off_after`. A whole-second instant may be any
+        // moment of its second, so tokens of that second are revoked; a
+        // fractional one is exact. Tokens of the next second never are.
+        const SECOND: f64 = 1_700_000_000.0;
+        for (event, cut_off) in [
+            (SECOND, SECOND + 1.0),
+            (SECOND + 0.25, SECOND + 0.25),
+            (SECOND + 0.999, SECOND + 0.999),
+        ] {
+            let store = MemoryStore::default();
+            let stored = block_on(cut_off_user_at(
+                &store,
+                "alice",
+                event,
+                event,
+                lifetimes(0, None),
+            ));
+            assert_eq!(stored, Ok(cut_off), "{event}");
+            let status = |iat: f64| block_on(check(&store, "t", &claims("alice", Some(iat))));
+            let revoked = Ok(Status::Revoked(RevokedBy::UserCutOff));
+            assert_eq!(status(SECOND - 1.0), revoked, "{event}");
+            assert_eq!(status(SECOND), revoked, "{event}: the same whole second");
+            assert_eq!(status(SECOND + 1.0), Ok(Status::Active), "{event}");
+        }
+        // Fractional tokens inside the second are ordered exactly against
+        // a fractional event, and count as before a whole-second one.
+        assert!(revoked_by_cut_off(
+            Some(SECOND + 0.2),
+            cut_off_after(SECOND + 0.25)
+        ));
+        assert!(!revoked_by_cut_off(
+            Some(SECOND + 0.3),
+            cut_off_after(SECOND + 0.25)
+        ));
+        assert!(revoked_by_cut_off(
+            Some(SECOND + 0.9),
+            cut_off_after(SECOND)
+        ));
+        // A stored cut-off is mirrored as it is, never moved again.
+        let store = MemoryStore::default();
+        assert_eq!(
+            block_on(mirror_cut_off(
+                &store,
+                "alice",
+                SECOND,
+                SECOND,
+                lifetimes(0, None)
+            )),
+            Ok(SECOND)
+        );
+    }
+
+    #[test]
     fn cut_offs_round_trip_with_millisecond_precision() {
         assert_eq!(format_cut_off(1_700_000_000.5), "1700000000.500");
-        assert_eq!(format_cut_off(1_700_000_000.000_4), "1700000000.000");
+        assert_eq!(format_cut_off(1_700_000_000.000_4), "1700000000.001");
         assert_eq!(format_cut_off(1_700_000_000.099_6), "1700000000.100");
+        assert_eq!(format_cut_off(1_700_000_000.0), "1700000000.000");
         assert_eq!(parse_cut_off("1700000000.123"), Ok(1_700_000_000.123));
         assert!(parse_cut_off("soon").is_err());
     }
@@ -810,9 +907,9 @@ pub(crate) mod tests {
             To::Everywhere(None),
             "t1",
             Some(NOW + 3600.0),
-            0,
             RevokedBy::Logout,
             NOW,
+            lifetimes(0, None),
         ))
         .unwrap();
         assert_eq!(
@@ -829,7 +926,7 @@ pub(crate) mod tests {
     #[test]
     fn user_cut_off_revokes_older_tokens_only_for_that_user() {
         let store = MemoryStore::default();
-        block_on(cut_off_user(&store, "alice", NOW, None, 0)).unwrap();
+        block_on(cut_off_user(&store, "alice", NOW, lifetimes(0, None))).unwrap();
         let older = claims("alice", Some(NOW - 10.0));
         let newer = claims("alice", Some(NOW + 1.0));
         let bob = claims("bob", Some(NOW - 10.0));
@@ -846,12 +943,18 @@ pub(crate) mod tests {
     #[test]
     fn cut_off_expires_with_the_maximum_token_age() {
         let store = MemoryStore::default();
-        block_on(cut_off_user(&store, "alice", NOW, Some(3600), 30)).unwrap();
+        block_on(cut_off_user(
+            &store,
+            "alice",
+            NOW,
+            lifetimes(30, Some(3600)),
+        ))
+        .unwrap();
         assert_eq!(
             store.entries.borrow()["v1:sub:alice"].1,
             Some(1_700_000_001 + 3630)
         );
-        block_on(cut_off_user(&store, "bob", NOW, Some(5), 0)).unwrap();
+        block_on(cut_off_user(&store, "bob", NOW, lifetimes(0, Some(5)))).unwrap();
         assert_eq!(
             store.entries.borrow()["v1:sub:bob"].1,
             Some(1_700_000_001 + 60)
@@ -916,7 +1019,7 @@ pub(crate) mod tests {
     fn writes_are_retried_a_bounded_number_of_times() {
         let store = MemoryStore::default();
         store.failing_writes.set(WRITE_ATTEMPTS - 1);
-        assert!(block_on(cut_off_user(&store, "alice", NOW, None, 0)).is_ok());
+        assert!(block_on(cut_off_user(&store, "alice", NOW, lifetimes(0, None))).is_ok());
         assert_eq!(store.writes.get(), WRITE_ATTEMPTS);
 
         let store = MemoryStore::default();
@@ -927,9 +1030,9 @@ pub(crate) mod tests {
                 To::Everywhere(None),
                 "t",
                 Some(NOW),
-                0,
                 RevokedBy::Logout,
-                NOW
+                NOW,
+                lifetimes(0, None)
             )),
             Err(GateError::RevocationUnavailable)
         );
@@ -946,12 +1049,13 @@ pub(crate) mod tests {
                 To::Everywhere(None),
                 "t",
                 Some(NOW + 60.0),
-                0,
                 RevokedBy::Logout,
                 NOW,
+                lifetimes(0, None),
             ))
         };
-        let cut_off = |store: &MemoryStore| block_on(cut_off_user(store, "alice", NOW, None, 0));
+        let cut_off =
+            |store: &MemoryStore| block_on(cut_off_user(store, "alice", NOW, lifetimes(0, None)));
         for failures in 0..=WRITE_ATTEMPTS {
             for which in ["revoke_token", "cut_off_user"] {
                 let store = MemoryStore::default();
@@ -1042,8 +1146,11 @@ pub(crate) mod tests {
             "s-1",
             RevokedBy::Logout,
             NOW,
-            3600,
-            30,
+            Lifetimes {
+                leeway_seconds: 30,
+                max_token_age_seconds: None,
+                session_lifetime_seconds: 3600,
+            },
         ))
         .unwrap();
         assert_eq!(expires, 1_700_000_001 + 3630);
@@ -1078,9 +1185,9 @@ pub(crate) mod tests {
             To::Everywhere(None),
             "a",
             Some(NOW + 60.0),
-            0,
             RevokedBy::Admin,
             NOW,
+            lifetimes(0, None),
         ))
         .unwrap();
         assert_eq!(
@@ -1123,8 +1230,7 @@ pub(crate) mod tests {
             "alice",
             NOW - 100.0,
             NOW,
-            Some(600),
-            0,
+            lifetimes(0, Some(600)),
         ))
         .unwrap();
         assert_eq!(cut, 1_699_999_900.5);

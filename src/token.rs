@@ -82,6 +82,18 @@ impl<'de> Deserialize<'de> for Present {
 
 /// The `events` member that makes a JWT an OpenID Connect logout token
 /// (Back-Channel Logout 1.0, 2.4).
+/// RFC 7515 4.1.9: `typ` is a media type, compared case-insensitively, and
+/// the `application/` prefix may be left out.
+pub fn same_media_type(a: &str, b: &str) -> bool {
+    fn short(t: &str) -> String {
+        let t = t.trim().to_ascii_lowercase();
+        t.strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(t)
+    }
+    short(a) == short(b)
+}
+
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// Registered claims, read by us rather than jwt-compact because its

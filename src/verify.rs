@@ -3,11 +3,11 @@
 
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{GateError, Refusal};
+use crate::error::{GateError, Refusal, Who};
 use crate::keyring::{JwksFetcher, Keyring, Provider};
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier};
 use crate::revocation::MAX_ENTRY_SECONDS;
-use crate::token::{self, Claims, Parsed};
+use crate::token::{self, same_media_type, Claims, Parsed};
 
 /// Without a `kid`, at most this many keys are tried, so a token cannot make
 /// us run a signature check for every key of a large set.
@@ -21,6 +21,24 @@ pub struct Identity {
     pub token_id: String,
     /// The payload segment as the issuer signed it.
     pub claims_b64: String,
+}
+
+impl Identity {
+    /// What a refusal's log line may name: the token's ID and subject.
+    pub fn who(&self) -> Who {
+        Who {
+            token_id: self.token_id.clone(),
+            sub: self.subject.clone(),
+        }
+    }
+
+    /// A refusal of a request whose token verified, naming it for the log.
+    pub fn refuse(&self, error: GateError) -> Refusal {
+        Refusal {
+            error,
+            who: Some(self.who()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -84,8 +102,7 @@ pub async fn verify_token_as(
         token_id: token::token_id(signed.parsed.signing_input, &signed.claims),
         claims_b64: signed.parsed.payload_b64.to_owned(),
     };
-    check_claims(&signed.claims, signed.provider, config, now)
-        .map_err(|e| Refusal::of(e, &identity))?;
+    check_claims(&signed.claims, signed.provider, config, now).map_err(|e| identity.refuse(e))?;
     Ok(Verified {
         identity,
         claims: signed.claims,
@@ -292,6 +309,9 @@ pub fn check_claims(
     // (`revocation::session_entry_expiry`). A token of a session that was
     // issued longer ago than that could outlive the entry revoking it, so
     // it is refused: no revoked session comes back when its entry expires.
+    if config.require_sid && claims.session().is_none() {
+        return Err(GateError::SidRequired);
+    }
     if claims.session().is_some() {
         let lifetime = config.session_lifetime_seconds as f64 + leeway;
         match claims.iat {
@@ -318,18 +338,6 @@ pub fn check_claims(
         }
     }
     Ok(())
-}
-
-/// RFC 7515 4.1.9: `typ` is a media type, compared case-insensitively, and
-/// the `application/` prefix may be left out.
-pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
-    fn short(t: &str) -> String {
-        let t = t.trim().to_ascii_lowercase();
-        t.strip_prefix("application/")
-            .map(str::to_owned)
-            .unwrap_or(t)
-    }
-    short(a) == short(b)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Public-key signatures through WebCrypto (`crypto.subtle`), which runs
 //! RSA and ECDSA natively: 20-40x faster than pure-Rust crypto in wasm on
-//! this runtime (README, "Performance"). `js/host.mjs` imports each key once
+//! this runtime (docs/performance.md). `js/host.mjs` imports each key once
 //! per isolate and keeps the `CryptoKey`.
 
 use super::{host, kv::describe, task::wait};

@@ -21,6 +21,20 @@ extern "C" {
 
 #[wasm_bindgen(module = "/js/host.mjs")]
 extern "C" {
+    /// The host's rules, given once per isolate so that each has one owner
+    /// in the core: KV's `cacheTtl`, the fail-closed deadlines, the
+    /// client headers stripped and the origin's revocation header.
+    #[allow(clippy::too_many_arguments)]
+    pub fn configure(
+        kv_cache_ttl_seconds: u32,
+        kv_read_ms: u32,
+        kv_write_ms: u32,
+        object_read_ms: u32,
+        object_write_ms: u32,
+        spoofed_identity_pattern: &str,
+        revoke_header: &str,
+    );
+
     #[wasm_bindgen(js_name = kvGetMany, catch)]
     pub fn kv_get_many(namespace: &JsValue, keys: Vec<String>) -> Result<Promise, JsValue>;
 

@@ -9,12 +9,15 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::host;
 use super::task::wait;
 use crate::error::GateError;
-use crate::refresh::{SpendOutcome, SpendRequest};
+use crate::refresh::{SpendOutcome, SpendRequest, SpendStore};
 use crate::revocation::{RevocationStore, StoreError};
 
 pub const BINDING: &str = "REVOCATIONS";
 pub const OBJECTS_BINDING: &str = "SESSIONS";
 
+/// Cloned only for the writes that outlive the request's own future
+/// (`ctx.waitUntil`).
+#[derive(Clone)]
 pub struct KvRevocations {
     namespace: JsValue,
     /// The `SESSIONS` Durable Object namespace, when bound.
@@ -113,7 +116,9 @@ impl RevocationStore for KvRevocations {
         wait(promise).await.map_err(|e| failed(what, e))?;
         Ok(())
     }
+}
 
+impl SpendStore for KvRevocations {
     async fn user_spend(
         &self,
         user: &str,

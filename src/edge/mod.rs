@@ -15,23 +15,21 @@ mod kv;
 mod object;
 mod task;
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::admin;
-use crate::backchannel;
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{refusal_log_line, GateError, Refusal, Reply, Who};
-use crate::gateway::{Decision, Gateway, Incoming, Verified};
+use crate::error::{refusal_log_line, GateError, Refusal, Reply};
+use crate::form;
+use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, origin_target, split_url};
 use crate::keyring::Keyring;
-use crate::origin_revoke::{self, Directive};
-use crate::refresh;
+use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
 use crate::verify::Verification;
 use host::{Request, Response};
 use jwks::EdgeFetcher;
@@ -86,6 +84,16 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
             std::panic::set_hook(Box::new(|info| {
                 host::error(&format!("tokengate panic: {info}"))
             }));
+            let deadlines = crate::revocation::DEADLINES;
+            host::configure(
+                crate::revocation::KV_CACHE_TTL_SECONDS,
+                deadlines.kv_read_ms,
+                deadlines.kv_write_ms,
+                deadlines.object_read_ms,
+                deadlines.object_write_ms,
+                crate::headers::SPOOFED_IDENTITY_PATTERN,
+                crate::origin_revoke::HEADER,
+            );
             let mut config =
                 Config::from_lookup(|name| setting(env, name)).map_err(|e| e.to_string());
             if let Ok(c) = &config {
@@ -218,115 +226,63 @@ impl Call<'_> {
             None => url.to_owned(),
         };
 
-        match gateway.decide(&incoming, now()).await {
-            Decision::Reply(reply) => Ok(Answer::Ours(reply)),
-            Decision::Forward(None) => {
-                // A preflight goes to the origin unverified, so it goes without a body.
-                let (response, directive) = self
-                    .forward(&target(), Vec::new(), !incoming.cors_preflight, None)
-                    .await?;
-                if directive.is_some() {
-                    // Removed (by the host), and nothing revoked: no verified token.
-                    host::warn(&format!(
-                        "tokengate: the origin sent {} on an unverified request to {path}; \
-                         removed, nothing revoked",
-                        origin_revoke::HEADER
-                    ));
+        let mut step = gateway.start(&incoming, now()).await;
+        loop {
+            step = match step {
+                Step::Reply(reply) => return Ok(Answer::Ours(reply)),
+                Step::ReadBody(wanted) => {
+                    let Ok(bytes) = self.read_body(form::MAX_BODY_BYTES).await else {
+                        return Ok(Answer::Ours(wanted.unreadable()));
+                    };
+                    let content_type = host::header(self.request, "content-type");
+                    let content_encoding = host::header(self.request, "content-encoding");
+                    let body = Body {
+                        content_type: content_type.as_deref(),
+                        content_encoding: content_encoding.as_deref(),
+                        bytes: &bytes,
+                    };
+                    gateway.with_body(&incoming, wanted, body, now()).await
                 }
-                Ok(Answer::Origin(response))
-            }
-            Decision::Forward(Some(verified)) => {
-                self.forward_verified(&target(), verified, store, false, None)
-                    .await
-            }
-            Decision::ForwardPasswordChange(verified) => {
-                self.forward_verified(&target(), verified, store, true, None)
-                    .await
-            }
-            Decision::Refresh => {
-                let bytes = self.read_body(refresh::MAX_BODY_BYTES).await.map_err(|_| {
-                    GateError::BodyUnreadable("the refresh request body is over 64 KiB")
-                })?;
-                let content_type = host::header(self.request, "content-type");
-                let content_encoding = host::header(self.request, "content-encoding");
-                let body = refresh::Body {
-                    content_type: content_type.as_deref(),
-                    content_encoding: content_encoding.as_deref(),
-                    bytes: &bytes,
-                };
-                let verified = gateway.refresh(&incoming, body, now()).await?;
-                self.forward_verified(&target(), verified, store, false, Some(bytes))
-                    .await
-            }
-            Decision::ReadAdminBody(action) => {
-                let body = self.read_body(admin::MAX_BODY_BYTES).await?;
-                let reply =
-                    admin::handle(action, &body, self.config, &verification, &store, now()).await;
-                Ok(Answer::Ours(reply))
-            }
-            Decision::ReadBackchannelBody => {
-                let content_type = host::header(self.request, "content-type");
-                let body = self
-                    .read_body(backchannel::MAX_BODY_BYTES)
-                    .await
-                    .map_err(|_| {
-                        GateError::LogoutTokenInvalid(
-                            "the request body is larger than 64 KiB or cannot be read",
-                        )
-                    })?;
-                let (reply, _) = backchannel::handle(
-                    content_type.as_deref(),
-                    &body,
-                    self.config,
-                    &verification,
-                    &store,
-                    now(),
-                )
-                .await?;
-                Ok(Answer::Ours(reply))
-            }
+                Step::Forward(forward) => {
+                    return self.forward_and_record(&gateway, &target(), forward).await
+                }
+            };
         }
     }
 
-    /// What the origin asked for with `Tokengate-Revoke`; members we do not
-    /// know are logged and otherwise ignored.
-    fn directive(&self, header: Option<&str>) -> Directive {
-        let Some(value) = header else {
-            return Directive::default();
-        };
-        let (directive, unknown) = origin_revoke::parse(value);
-        if !unknown.is_empty() {
-            host::warn(&format!(
-                "tokengate: ignored unknown {} member(s) from the origin: {}",
-                origin_revoke::HEADER,
-                unknown.join(", ")
-            ));
-        }
-        directive
-    }
-
-    /// Sends the request on; the origin's response comes back without a
-    /// `Tokengate-Revoke` header, whose value (if any) comes alongside.
-    /// Forwards a verified request, then records what its answer asks
+    /// Sends the request on, then records what the origin's answer asks
     /// for (a password change's cut-off, `Tokengate-Revoke`) before the
     /// response goes back.
-    async fn forward_verified(
+    async fn forward_and_record(
         &self,
+        gateway: &Gateway<'_, EdgeFetcher, crypto::WebCrypto, KvRevocations>,
         target: &str,
-        verified: Verified,
-        store: KvRevocations,
-        password_change: bool,
-        buffered_body: Option<Vec<u8>>,
+        forward: Forward,
     ) -> Result<Answer, Refusal> {
-        let identity = identity_headers(&verified.identity);
-        let (response, directive) = self
-            .forward(target, identity, true, buffered_body)
+        let identity = forward
+            .verified
+            .as_ref()
+            .map(|verified| identity_headers(&verified.identity))
+            .unwrap_or_default();
+        let (with_body, buffered) = match &forward.body {
+            ForwardBody::Streamed => (true, None),
+            ForwardBody::Empty => (false, None),
+            ForwardBody::Buffered(bytes) => (true, Some(bytes.clone())),
+        };
+        let refuse = |e| match &forward.verified {
+            Some(verified) => verified.identity.refuse(e),
+            None => Refusal::from(e),
+        };
+        let (response, revoke) = self
+            .forward(target, identity, with_body, buffered)
             .await
-            .map_err(|e| Refusal::of(e, &verified.identity))?;
-        let directive = self.directive(directive.as_deref());
-        let status = password_change.then(|| response.status());
-        if password_change || !directive.is_empty() {
-            self.finish_after_origin(verified, store, status, directive)
+            .map_err(refuse)?;
+        let after = gateway.after_origin(&forward, response.status(), revoke.as_deref());
+        for warning in &after.warnings {
+            host::warn(&format!("tokengate: {warning}"));
+        }
+        if let Some(record) = after.record {
+            self.record_in_background(record, gateway.store.clone())
                 .await?;
         }
         Ok(Answer::Origin(response))
@@ -355,24 +311,19 @@ impl Call<'_> {
         Ok((answer.get(0).unchecked_into(), answer.get(1).as_string()))
     }
 
-    /// What has to be recorded once the origin answered, before its
-    /// response may go back: a password change's cut-off
-    /// (`password_change`: the origin's status) and what the origin asked
-    /// for with `Tokengate-Revoke`. The writes run as a task under
-    /// `ctx.waitUntil`, so a client hanging up cannot cancel them; the
-    /// client sees the origin's response only once they are recorded.
-    async fn finish_after_origin(
+    /// Runs [`Gateway::record`] as a task under `ctx.waitUntil`, so a
+    /// client hanging up cannot cancel the writes; the client sees the
+    /// origin's response only once they are recorded.
+    async fn record_in_background(
         &self,
-        verified: Verified,
+        record: Record,
         store: KvRevocations,
-        password_change: Option<u16>,
-        directive: Directive,
     ) -> Result<(), Refusal> {
-        let who = Some(Who::of(&verified.identity));
         let config = Rc::clone(self.config);
         let isolate = Rc::clone(self.isolate);
-        let outcome = Rc::new(Cell::new(Ok(())));
+        let outcome = Rc::new(RefCell::new(Ok(())));
         let reported = Rc::clone(&outcome);
+        let failed = request::record_failed(&record);
         let write = Task::new(async move {
             let verification = isolate.verification();
             let gateway = Gateway {
@@ -380,44 +331,23 @@ impl Call<'_> {
                 verification: &verification,
                 store: &store,
             };
-            let token_id = &verified.identity.token_id;
-            let mut result = Ok(());
-            if let Some(status) = password_change {
-                // Read the clock after the origin answered: the change is done now.
-                result = gateway
-                    .finish_password_change(&verified, status, now())
-                    .await;
-                if result.is_err() {
-                    host::error(&format!(
-                        "password change for token {token_id} succeeded at the origin but the \
-                         cut-off could not be recorded"
-                    ));
-                }
-            }
-            if result.is_ok() && !directive.is_empty() {
-                result = gateway
-                    .finish_origin_revocation(&verified, directive, now())
-                    .await;
-                if let Err(e) = result {
-                    host::error(&format!(
-                        "the origin asked for {directive:?} for token {token_id}, which could not \
-                         be recorded ({e}); its response was withheld"
-                    ));
-                }
-            }
-            reported.set(result);
-            JsValue::from_bool(result.is_ok())
+            // Read the clock after the origin answered: the change is done now.
+            let result = gateway
+                .record(&record, now())
+                .await
+                .map_err(|(refusal, log)| {
+                    host::error(&log);
+                    refusal
+                });
+            let ok = result.is_ok();
+            *reported.borrow_mut() = result;
+            JsValue::from_bool(ok)
         });
-        let outcome = match wait(host::in_background(self.ctx, write)).await {
-            Ok(_) => outcome.get(),
+        match wait(host::in_background(self.ctx, write)).await {
+            Ok(_) => outcome.replace(Ok(())),
             // The task itself failed (a bug): never pass the response on.
-            Err(_) => Err(if password_change.is_some() {
-                GateError::SessionsNotRevoked
-            } else {
-                GateError::OriginRevocationFailed
-            }),
-        };
-        outcome.map_err(|error| Refusal { error, who })
+            Err(_) => Err(failed),
+        }
     }
 
     /// A small request body (admin API, back-channel logout, refresh), at

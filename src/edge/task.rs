@@ -3,7 +3,7 @@
 //! wasm-bindgen-futures turns every Rust future into a JS promise and wakes
 //! it through `queueMicrotask` and boxed closures on every await; profiled in
 //! workerd that cost more CPU per request than verifying the token
-//! (README, "Where the microseconds go"). Here JS drives instead:
+//! (docs/performance.md, "Where the microseconds go"). Here JS drives instead:
 //! `js/host.mjs`'s `drive` polls a [`Task`]; when the task waits on a JS
 //! promise, `poll` hands that promise out, JS awaits it natively and hands
 //! the result back with `resume`. The core's async code is unchanged: its

@@ -27,6 +27,7 @@ before(async () => {
     gateways: {
       "gw-bc": { ...BACKCHANNEL, PUBLIC_PATHS: "/idp/*,/demo/*" },
       "gw-bc-typed": { ...BACKCHANNEL, JWT_TYP: "at+jwt" },
+      "gw-bc-sid": { ...BACKCHANNEL, REQUIRE_SID: "true" },
       "gw-bc-off": { BACKCHANNEL_LOGOUT_PATH: undefined, BACKCHANNEL_LOGOUT_AUDIENCE: undefined, ...NO_OBJECTS },
       "gw-bc-no-audience": { BACKCHANNEL_LOGOUT_PATH: PATH, BACKCHANNEL_LOGOUT_AUDIENCE: undefined, ...NO_OBJECTS },
     },
@@ -84,30 +85,50 @@ async function invalid(response, what) {
   return body.error_description;
 }
 
-test("a logout token with sid revokes that session: 200, Cache-Control: no-store", async () => {
+test("a logout token with sid and sub revokes that session and, by default, the user's tokens issued before it", async () => {
+  // Many providers put sid in logout tokens but not in access tokens: the
+  // session alone would leave the signed-out user's access tokens working.
+  const sub = freshUser();
+  const sid = freshSid();
+  const t = now();
+  const access = await mint({ sub, claims: { sid, iat: t - 30 } }, h.config);
+  const noSession = await mint({ sub, claims: { iat: t - 30 } }, h.config);
+  const sameSecond = await mint({ sub, claims: { iat: t - 10 } }, h.config);
+  const otherUser = await mint({ sub: freshUser(), claims: { iat: t - 30 } }, h.config);
+  const token = await logoutToken({ claims: { sub, sid, iat: t - 10 } });
+  await accepted(await deliver(bc, token));
+  assert.deepEqual(await status(bc, access), { status: 401, error: "token_revoked" });
+  assert.deepEqual(await status(bc, noSession), { status: 401, error: "token_revoked" }, "no sid: cut off");
+  assert.deepEqual(await status(bc, sameSecond), { status: 401, error: "token_revoked" }, "the logout token's own second");
+  assert.equal(Number(await h.kv.get(`v1:sub:${sub}`)), t - 9, "the end of the logout token's iat second");
+  const after = await mint({ sub, claims: { iat: t - 9 } }, h.config);
+  assert.equal((await status(bc, after)).status, 200, "issued in the next second");
+  assert.equal((await status(bc, otherUser)).status, 200);
+});
+
+test("REQUIRE_SID: a logout token with sid revokes that session only: 200, Cache-Control: no-store", async () => {
+  const perSession = h.at("gw-bc-sid");
   const sub = freshUser();
   const sid = freshSid();
   const access = await mint({ sub, claims: { sid } }, h.config);
   const sameSession = await mint({ sub, claims: { sid } }, h.config);
   const otherSession = await mint({ sub, claims: { sid: freshSid() } }, h.config);
-  const noSession = await mint({ sub }, h.config);
 
   const token = await logoutToken({ claims: { sub, sid } });
-  await accepted(await deliver(bc, token));
+  await accepted(await deliver(perSession, token));
 
-  assert.deepEqual(await status(bc, access), { status: 401, error: "token_revoked" });
-  assert.deepEqual(await status(bc, sameSession), { status: 401, error: "token_revoked" });
-  assert.equal((await status(bc, otherSession)).status, 200, "another session");
-  assert.equal((await status(bc, noSession)).status, 200, "sid given: the session only, not the user");
+  assert.deepEqual(await status(perSession, access), { status: 401, error: "token_revoked" });
+  assert.deepEqual(await status(perSession, sameSession), { status: 401, error: "token_revoked" });
+  assert.equal((await status(perSession, otherSession)).status, 200, "another session");
   assert.equal(JSON.parse(await h.kv.get(`v1:sid:${sid}`)).by, "backchannel");
-  assert.equal(await h.kv.get(`v1:sub:${sub}`), null);
+  assert.equal(await h.kv.get(`v1:sub:${sub}`), null, "sid given: the session only, not the user");
   // The logout token's jti is recorded as spent, until its exp + leeway.
   const { jti, exp } = JSON.parse(Buffer.from(token.split(".")[1], "base64url"));
   const { keys } = await h.kv.list({ prefix: `v1:jti:${jti}` });
   assert.equal(keys[0].expiration, exp + Number(h.config.JWT_LEEWAY_SECONDS));
   // Introspection names the session.
   const why = await json(
-    await h.at("gw-bc")("/_admin/introspect", {
+    await perSession("/_admin/introspect", {
       method: "POST",
       headers: { ...bearer(ADMIN_TOKEN), "content-type": "application/json" },
       body: JSON.stringify({ token: sameSession }),
@@ -131,19 +152,26 @@ test("sid without sub is enough; percent-encoded and plus-encoded forms are deco
   assert.deepEqual(await status(bc, access), { status: 401, error: "token_revoked" });
 });
 
-test("sub only: tokens issued before the logout token's iat are revoked, later ones still work", async () => {
+test("sub only: tokens issued before the end of the logout token's iat second are revoked, later ones still work", async () => {
   const sub = freshUser();
   const t = Date.now() / 1000;
+  const second = Math.floor(t - 10);
   const older = await mint({ sub, claims: { iat: t - 20 } }, h.config);
-  const newer = await mint({ sub, claims: { iat: t - 5 } }, h.config);
+  const sameSecond = await mint({ sub, claims: { iat: second } }, h.config);
+  const newer = await mint({ sub, claims: { iat: second + 1 } }, h.config);
   const otherUser = await mint({ sub: freshUser(), claims: { iat: t - 20 } }, h.config);
 
-  await accepted(await deliver(bc, await logoutToken({ claims: { sub, iat: Math.floor(t - 10) } })));
+  await accepted(await deliver(bc, await logoutToken({ claims: { sub, iat: second } })));
 
   assert.deepEqual(await status(bc, older), { status: 401, error: "token_revoked" });
-  assert.equal((await status(bc, newer)).status, 200, "issued after the logout token's iat");
+  assert.deepEqual(
+    await status(bc, sameSecond),
+    { status: 401, error: "token_revoked" },
+    "the logout token's own second: the token may be from just before the logout",
+  );
+  assert.equal((await status(bc, newer)).status, 200, "issued in the second after the logout token's iat");
   assert.equal((await status(bc, otherUser)).status, 200);
-  assert.equal(Number(await h.kv.get(`v1:sub:${sub}`)), Math.floor(t - 10), "the cut-off is the logout token's iat");
+  assert.equal(Number(await h.kv.get(`v1:sub:${sub}`)), second + 1, "the cut-off is the end of the logout token's iat second");
 });
 
 test("a replayed logout token never revokes a token issued after the original logout", async () => {

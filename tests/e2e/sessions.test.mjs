@@ -8,7 +8,9 @@ import { startHarness, bearer, json } from "../support/harness.mjs";
 import { mint, claimsOf, now, ADMIN_TOKEN } from "../support/tokens.mjs";
 
 let h;
-before(async () => (h = await startHarness({ gateways: { "gw-short-sessions": { SESSION_LIFETIME_SECONDS: "600" } } })));
+before(async () => (h = await startHarness({
+  gateways: { "gw-short-sessions": { SESSION_LIFETIME_SECONDS: "600" }, "gw-require-sid": { REQUIRE_SID: "true" } },
+})));
 after(async () => h?.close());
 beforeEach(async () => h.probe("reset"));
 
@@ -67,14 +69,45 @@ test("logout with sid revokes every token of that session, and only that session
   assert.equal(JSON.parse(await h.kv.get(`v1:jti:${claimsOf(access).jti}`)).by, "logout");
 });
 
-test("logout without sid revokes the token alone and reports no session", async () => {
+test("logout without sid revokes the token and cuts off its user: a token refreshed from that sign-in fails too", async () => {
+  // An identity provider's access tokens often carry no sid: the token
+  // refreshed from the same sign-in cannot be told apart from the user's
+  // others, so all of the user's tokens issued until the logout go.
   const sub = freshUser();
-  const one = await mint({ sub }, h.config);
-  const two = await mint({ sub }, h.config);
-  const body = await json(await h.fetch("/auth/logout", { method: "POST", headers: bearer(one) }));
-  assert.deepEqual(body, { status: "logged_out", token_id: claimsOf(one).jti });
-  assert.deepEqual(await status(h.fetch, one), { status: 401, error: "token_revoked" });
-  assert.equal((await status(h.fetch, two)).status, 200);
+  const t = Math.floor(Date.now() / 1000);
+  const presented = await mint({ sub, claims: { iat: t - 60 } }, h.config);
+  const refreshed = await mint({ sub, claims: { iat: t - 1 } }, h.config);
+  const otherUser = await mint({ sub: freshUser(), claims: { iat: t - 60 } }, h.config);
+  const body = await json(await h.fetch("/auth/logout", { method: "POST", headers: bearer(presented) }));
+  assert.equal(body.status, "logged_out");
+  assert.equal(body.token_id, claimsOf(presented).jti);
+  assert.equal(body.sub, sub);
+  assert.equal(body.sid, undefined);
+  assert.equal(Number(await h.kv.get(`v1:sub:${sub}`)), body.revoked_before);
+  assert.deepEqual(await status(h.fetch, presented), { status: 401, error: "token_revoked" });
+  assert.deepEqual(await status(h.fetch, refreshed), { status: 401, error: "token_revoked" });
+  assert.equal((await status(h.fetch, otherUser)).status, 200, "another user");
+  // A sign-in after the logout (its iat in a later second) works.
+  const later = await mint({ sub, claims: { iat: Math.floor(body.revoked_before) + 1 } }, h.config);
+  assert.equal((await status(h.fetch, later)).status, 200);
+  // A retry of the logout moves nothing: the later sign-in survives it.
+  await json(await h.fetch("/auth/logout", { method: "POST", headers: bearer(presented) }));
+  assert.equal(Number(await h.kv.get(`v1:sub:${sub}`)), body.revoked_before);
+  assert.equal((await status(h.fetch, later)).status, 200);
+});
+
+test("REQUIRE_SID: a token without sid is refused 401 sid_required; logout ends that session only", async () => {
+  const strict = h.at("gw-require-sid");
+  const sub = freshUser();
+  assert.deepEqual(await status(strict, await mint({ sub }, h.config)), { status: 401, error: "sid_required" });
+  const sid = freshSid();
+  const access = await mint({ sub, claims: { sid } }, h.config);
+  const otherSession = await mint({ sub, claims: { sid: freshSid() } }, h.config);
+  const body = await json(await strict("/auth/logout", { method: "POST", headers: bearer(access) }));
+  assert.deepEqual(body, { status: "logged_out", token_id: claimsOf(access).jti, sid });
+  assert.deepEqual(await status(strict, access), { status: 401, error: "token_revoked" });
+  assert.equal((await status(strict, otherSession)).status, 200, "the user's other session");
+  assert.equal(await h.kv.get(`v1:sub:${sub}`), null, "no user cut-off");
 });
 
 test("one KV round trip per request: 3 keys with sid, 2 without", async () => {
