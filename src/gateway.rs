@@ -707,14 +707,20 @@ pub(crate) mod tests {
         let flaky = MemoryStore::default();
         flaky.failing_writes.set(2);
         assert_eq!(finish(&verified, &flaky, 200), Ok(()));
-        assert!(crate::jitter::within_schedule(&flaky.pauses.borrow(), 2));
+        assert!(crate::jitter::within_schedule(
+            &flaky.pauses.borrow(),
+            &crate::revocation::RETRY_PAUSES_MS
+        ));
         let down = MemoryStore::default();
         down.failing_writes.set(3);
         assert_eq!(
             finish(&verified, &down, 200),
             Err(GateError::SessionsNotRevoked)
         );
-        assert!(crate::jitter::within_schedule(&down.pauses.borrow(), 2));
+        assert!(crate::jitter::within_schedule(
+            &down.pauses.borrow(),
+            &crate::revocation::RETRY_PAUSES_MS
+        ));
         // A sub-less Verified handed over anyway is never plain success.
         let mut anonymous = verified.clone();
         anonymous.identity.subject = None;
@@ -1263,7 +1269,10 @@ pub(crate) mod tests {
             finish_origin(&plain, &down, "token"),
             Err(GateError::OriginRevocationFailed)
         );
-        assert!(crate::jitter::within_schedule(&down.pauses.borrow(), 2));
+        assert!(crate::jitter::within_schedule(
+            &down.pauses.borrow(),
+            &crate::revocation::RETRY_PAUSES_MS
+        ));
         let reply = GateError::OriginRevocationFailed.to_reply();
         assert_eq!(
             (reply.status, error_code(&reply)),

@@ -1072,7 +1072,10 @@ pub(crate) mod tests {
                 // One pause before each retry, none after the last failure.
                 let retries = failures.min(WRITE_ATTEMPTS - 1);
                 assert!(
-                    crate::jitter::within_schedule(&store.pauses.borrow(), retries),
+                    crate::jitter::within_schedule(
+                        &store.pauses.borrow(),
+                        &RETRY_PAUSES_MS[..retries]
+                    ),
                     "{which}, {failures} failures: {:?}",
                     store.pauses.borrow()
                 );
@@ -1082,7 +1085,10 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         store.failing_writes.set(2);
         assert!(cut_off(&store).is_ok());
-        assert!(crate::jitter::within_schedule(&store.pauses.borrow(), 2));
+        assert!(crate::jitter::within_schedule(
+            &store.pauses.borrow(),
+            &RETRY_PAUSES_MS
+        ));
     }
 
     fn with_sid(sub: &str, sid: &str) -> Claims {

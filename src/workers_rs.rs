@@ -24,7 +24,7 @@
 //! and sharing JWKS between isolates through the Cache API
 //! (`JWKS_CACHE_KEY` is ignored; each isolate keeps its own copy).
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{OnceCell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
@@ -32,25 +32,26 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use js_sys::{Array, Promise, Reflect};
+use js_sys::{Array, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::web_sys;
 use worker::{Context, Delay, Env, Headers, KvStore, Request, Response, ResponseBuilder};
 
-use crate::admin;
-use crate::backchannel;
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{refusal_log_line, GateError, Refusal, Reply, Who};
-use crate::gateway::{Decision, Gateway, Incoming};
-use crate::headers::{identity_headers, is_identity_header, split_url};
+use crate::error::{refusal_log_line, GateError, Refusal, Reply};
+use crate::form;
+use crate::gateway::{Gateway, Incoming};
+use crate::headers::{identity_headers, split_url};
 use crate::keyring::{Fetched, JwksFetcher, Keyring, MIN_CACHE_SECONDS};
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier, VerifyKey};
-use crate::origin_revoke::{self, Directive};
+use crate::origin_revoke;
+use crate::refresh::{SpendOutcome, SpendRequest, SpendStore};
+use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
 use crate::revocation::{RevocationStore, StoreError};
-use crate::verify::{Identity, Verification, Verified};
+use crate::verify::{Identity, Verification};
 
 /// The KV namespace binding, as in the standalone gateway's wrangler.toml.
 pub const KV_BINDING: &str = "REVOCATIONS";
@@ -218,7 +219,7 @@ impl Gate {
                     origin: origin.as_deref(),
                     cors_preflight: preflight,
                 };
-                self.decide(config, &incoming, &mut request, env).await
+                self.run(config, &incoming, &mut request, env).await
             }
             Err(e) => Err(Refusal::from(*e)),
         };
@@ -226,20 +227,24 @@ impl Gate {
             warn(&format!("tokengate: {warning}"));
         }
         match outcome {
-            Ok(Step::Reply(reply)) => respond(&reply, &method, &path).map(Checked::Answered),
-            Ok(Step::Forward {
-                verified,
-                store,
-                password_change,
-            }) => {
-                let identity = verified.as_ref().map(|v| identity_headers(&v.identity));
+            Ok(Passing::Reply(reply)) => respond(&reply, &method, &path).map(Checked::Answered),
+            Ok(Passing::Forward(forward, store)) => {
+                let identity = forward
+                    .verified
+                    .as_ref()
+                    .map(|verified| identity_headers(&verified.identity))
+                    .unwrap_or_default();
+                let buffered = match &forward.body {
+                    ForwardBody::Buffered(bytes) => Some(bytes.as_slice()),
+                    ForwardBody::Streamed | ForwardBody::Empty => None,
+                };
+                let request = with_identity(request, identity, buffered)?;
                 Ok(Checked::Forward(Box::new(Forwarded {
-                    request: with_identity(request, identity.unwrap_or_default())?,
+                    request,
                     after: After {
                         gate: self.clone(),
-                        verified,
+                        forward,
                         store,
-                        password_change,
                         method,
                         path,
                     },
@@ -249,13 +254,14 @@ impl Gate {
         }
     }
 
-    async fn decide(
+    /// The core's steps up to an answer or a forward, with the I/O they ask for.
+    async fn run(
         &self,
-        config: &Rc<Config>,
+        config: &Config,
         incoming: &Incoming<'_>,
         request: &mut Request,
         env: &Env,
-    ) -> Result<Step, Refusal> {
+    ) -> Result<Passing, Refusal> {
         let store = WorkersKv::from_env(env)?;
         let verification = self.0.verification();
         let gateway = Gateway {
@@ -263,54 +269,33 @@ impl Gate {
             verification: &verification,
             store: &store,
         };
-        let forward = |verified, password_change| Step::Forward {
-            verified,
-            store: store.clone(),
-            password_change,
-        };
-        match gateway.decide(incoming, now()).await {
-            Decision::Reply(reply) => Ok(Step::Reply(reply)),
-            Decision::Forward(verified) => Ok(forward(verified, false)),
-            Decision::ForwardPasswordChange(verified) => Ok(forward(Some(verified), true)),
-            // Only with REFRESH_PATH, which `from_env` refuses.
-            Decision::Refresh => Err(GateError::Misconfigured.into()),
-            Decision::ReadAdminBody(action) => {
-                let body = read_body(request, admin::MAX_BODY_BYTES).await?;
-                let reply =
-                    admin::handle(action, &body, config, &verification, &store, now()).await;
-                Ok(Step::Reply(reply))
-            }
-            Decision::ReadBackchannelBody => {
-                let content_type = request.headers().get("content-type").ok().flatten();
-                let body = read_body(request, backchannel::MAX_BODY_BYTES)
-                    .await
-                    .map_err(|_| {
-                        GateError::LogoutTokenInvalid(
-                            "the request body is larger than 64 KiB or cannot be read",
-                        )
-                    })?;
-                let (reply, _) = backchannel::handle(
-                    content_type.as_deref(),
-                    &body,
-                    config,
-                    &verification,
-                    &store,
-                    now(),
-                )
-                .await?;
-                Ok(Step::Reply(reply))
-            }
+        let mut step = gateway.start(incoming, now()).await;
+        loop {
+            step = match step {
+                Step::Reply(reply) => return Ok(Passing::Reply(reply)),
+                Step::ReadBody(wanted) => {
+                    let header = |name| request.headers().get(name).ok().flatten();
+                    let (content_type, content_encoding) =
+                        (header("content-type"), header("content-encoding"));
+                    let Ok(bytes) = read_body(request, form::MAX_BODY_BYTES).await else {
+                        return Ok(Passing::Reply(wanted.unreadable()));
+                    };
+                    let body = Body {
+                        content_type: content_type.as_deref(),
+                        content_encoding: content_encoding.as_deref(),
+                        bytes: &bytes,
+                    };
+                    gateway.with_body(incoming, wanted, body, now()).await
+                }
+                Step::Forward(forward) => return Ok(Passing::Forward(forward, store.clone())),
+            };
         }
     }
 }
 
-enum Step {
+enum Passing {
     Reply(Reply),
-    Forward {
-        verified: Option<Verified>,
-        store: WorkersKv,
-        password_change: bool,
-    },
+    Forward(Forward, WorkersKv),
 }
 
 /// What [`Gate::check`] decided.
@@ -343,16 +328,15 @@ impl Forwarded {
 /// What is left to do once your handler answered a request that passed.
 pub struct After {
     gate: Gate,
-    verified: Option<Verified>,
+    forward: Forward,
     store: WorkersKv,
-    password_change: bool,
     method: String,
     path: String,
 }
 
 impl After {
     pub fn identity(&self) -> Option<&Identity> {
-        self.verified.as_ref().map(|v| &v.identity)
+        self.forward.verified.as_ref().map(|v| &v.identity)
     }
 
     /// The response to send: `response` without its `Tokengate-Revoke`
@@ -367,54 +351,39 @@ impl After {
             headers.delete(origin_revoke::HEADER)?;
             response = response.with_headers(headers);
         }
-        let Some(verified) = self.verified else {
-            if revoke.is_some() {
-                warn(&format!(
-                    "tokengate: the handler sent {} on an unverified request to {}; removed, nothing revoked",
-                    origin_revoke::HEADER,
-                    self.path
-                ));
-            }
+        let Ok(config) = &self.gate.0.config else {
             return Ok(response);
         };
-        let directive = revoke.as_deref().map(directive).unwrap_or_default();
-        let status = self.password_change.then(|| response.status_code());
-        if status.is_none() && directive.is_empty() {
+        let verification = self.gate.0.verification();
+        let gateway = Gateway {
+            config,
+            verification: &verification,
+            store: &self.store,
+        };
+        let after = gateway.after_origin(&self.forward, response.status_code(), revoke.as_deref());
+        for warning in &after.warnings {
+            warn(&format!("tokengate: {warning} ({})", self.path));
+        }
+        let Some(record) = after.record else {
             return Ok(response);
-        }
-        let who = Some(Who::of(&verified.identity));
-        match record(self.gate, verified, self.store, status, directive, ctx).await {
+        };
+        match record_in_background(self.gate.clone(), record, self.store, ctx).await {
             Ok(()) => Ok(response),
-            Err(error) => respond(&Refusal { error, who }.to_reply(), &self.method, &self.path),
+            Err(refusal) => respond(&refusal.to_reply(), &self.method, &self.path),
         }
     }
 }
 
-/// What the handler asked for with `Tokengate-Revoke`; members we do not
-/// know are logged and otherwise ignored.
-fn directive(value: &str) -> Directive {
-    let (directive, unknown) = origin_revoke::parse(value);
-    if !unknown.is_empty() {
-        warn(&format!(
-            "tokengate: ignored unknown {} member(s) from the handler: {}",
-            origin_revoke::HEADER,
-            unknown.join(", ")
-        ));
-    }
-    directive
-}
-
-/// The writes after the handler answered, under `ctx.waitUntil`; the
-/// caller waits for their outcome.
-async fn record(
+/// Runs [`Gateway::record`] under `ctx.waitUntil`, so a client hanging up
+/// cannot cancel the writes; the caller waits for their outcome.
+async fn record_in_background(
     gate: Gate,
-    verified: Verified,
+    record: Record,
     store: WorkersKv,
-    password_change: Option<u16>,
-    directive: Directive,
     ctx: &Context,
-) -> Result<(), GateError> {
-    let outcome = Rc::new(Cell::new(Ok(())));
+) -> Result<(), Refusal> {
+    let failed = request::record_failed(&record);
+    let outcome = Rc::new(RefCell::new(Ok(())));
     let reported = Rc::clone(&outcome);
     let write = future_to_promise(async move {
         let Ok(config) = &gate.0.config else {
@@ -426,46 +395,26 @@ async fn record(
             verification: &verification,
             store: &store,
         };
-        let token_id = &verified.identity.token_id;
-        let mut result = Ok(());
-        if let Some(status) = password_change {
-            // Read the clock after the handler answered: the change is done now.
-            result = gateway
-                .finish_password_change(&verified, status, now())
-                .await;
-            if result.is_err() {
-                error(&format!(
-                    "password change for token {token_id} succeeded in the handler but the \
-                     cut-off could not be recorded"
-                ));
-            }
-        }
-        if result.is_ok() && !directive.is_empty() {
-            result = gateway
-                .finish_origin_revocation(&verified, directive, now())
-                .await;
-            if let Err(e) = result {
-                error(&format!(
-                    "the handler asked for {directive:?} for token {token_id}, which could not \
-                     be recorded ({e}); its response was withheld"
-                ));
-            }
-        }
-        reported.set(result);
-        Ok(JsValue::from_bool(result.is_ok()))
+        // Read the clock after the handler answered: the change is done now.
+        let result = gateway
+            .record(&record, now())
+            .await
+            .map_err(|(refusal, log)| {
+                error(&log);
+                refusal
+            });
+        let ok = result.is_ok();
+        *reported.borrow_mut() = result;
+        Ok(JsValue::from_bool(ok))
     });
     let background = JsFuture::from(write.clone());
     ctx.wait_until(async move {
         let _ = background.await;
     });
     match JsFuture::from(write).await {
-        Ok(_) => outcome.get(),
+        Ok(_) => outcome.replace(Ok(())),
         // The task itself failed (a bug): never pass the response on.
-        Err(_) => Err(if password_change.is_some() {
-            GateError::SessionsNotRevoked
-        } else {
-            GateError::OriginRevocationFailed
-        }),
+        Err(_) => Err(failed),
     }
 }
 
@@ -490,22 +439,36 @@ fn respond(reply: &Reply, method: &str, path: &str) -> worker::Result<Response> 
     })
 }
 
+/// Whether a client-sent header claims to be one of ours:
+/// [`crate::headers::SPOOFED_IDENTITY_PATTERN`], on the lower-case names
+/// the Fetch API hands out.
+fn is_spoofed_identity(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.len() > 7
+        && name[0] == b'x'
+        && matches!(name[1], b'-' | b'_')
+        && &name[2..6] == b"auth"
+        && matches!(name[6], b'-' | b'_')
+}
+
 /// `request` as the handler gets it: client-sent `X-Auth-*` removed (the
-/// handler can trust them), `identity` added. The body streams through.
+/// handler can trust them), `identity` added. The body streams through,
+/// unless the core read it already (`buffered`).
 fn with_identity(
     request: Request,
     identity: Vec<(&'static str, String)>,
+    buffered: Option<&[u8]>,
 ) -> worker::Result<Request> {
     let spoofed = request
         .headers()
         .keys()
-        .any(|name| is_identity_header(&name));
-    if identity.is_empty() && !spoofed {
+        .any(|name| is_spoofed_identity(&name));
+    if identity.is_empty() && !spoofed && buffered.is_none() {
         return Ok(request);
     }
     let headers = Headers::new();
     for (name, value) in request.headers().entries() {
-        if !is_identity_header(&name) {
+        if !is_spoofed_identity(&name) {
             headers.append(&name, &value)?;
         }
     }
@@ -514,6 +477,9 @@ fn with_identity(
     }
     let init = web_sys::RequestInit::new();
     init.set_headers(&headers.0);
+    if let Some(bytes) = buffered {
+        init.set_body(&Uint8Array::from(bytes));
+    }
     // `new Request(request, init)` keeps method, body, `cf` and the rest.
     let rebuilt = web_sys::Request::new_with_request_and_init(request.inner(), &init)?;
     Ok(Request::from(rebuilt))
@@ -612,6 +578,15 @@ impl RevocationStore for WorkersKv {
 
     async fn pause(&self, millis: u32) {
         Delay::from(Duration::from_millis(millis.into())).await;
+    }
+}
+
+/// Refresh tokens are spent in the standalone gateway's per-user Durable
+/// Objects, which this adapter does not have: [`Gate::from_env`] refuses
+/// `REFRESH_PATH`, so the core never asks.
+impl SpendStore for WorkersKv {
+    async fn user_spend(&self, _: &str, _: &SpendRequest) -> Result<SpendOutcome, StoreError> {
+        Err(StoreError("no per-user objects are bound".into()))
     }
 }
 
