@@ -5,11 +5,11 @@
 //! revocations in one KV bulk get and answers Tokengate's own routes
 //! (logout, logout-all, admin, back-channel logout) or a refusal; what it
 //! lets through goes to your handler with the same `X-Auth-*` identity
-//! headers, and [`Forwarded::finish`] records what your response asks for
+//! headers, and [`After::finish`] records what your response asks for
 //! (`Tokengate-Revoke`, a password change's cut-off) before it goes back.
-//! Every decision is the core's ([`Gateway::decide`] and the functions the
-//! standalone adapter calls); this module only moves bytes through the
-//! `worker` crate.
+//! Every decision, and their order, is the core's: the same
+//! [`crate::request::Step`]s the standalone adapter drives; this module only
+//! moves bytes through the `worker` crate.
 //!
 //! ```ignore
 //! #[event(fetch)]
