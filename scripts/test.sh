@@ -31,10 +31,6 @@ step "end-to-end tests (Miniflare, jose-minted tokens)"
 echo "(lines such as 'KV put failed' or 'origin unreachable' below are expected: the tests inject those faults)"
 node --version
 node --test --test-concurrency=1 'tests/e2e/*.test.mjs'
-step "browser tests (Chromium driven by playwright-core, the demo app behind the gateway)"
-if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  echo "Chromium is missing: install it with 'apt-get install -y chromium' (.ci/run does)" >&2
-  exit 1
-fi
+step "browser tests (Chromium from npm's @sparticuz/chromium driven by playwright-core, the demo app behind the gateway)"
 node --test --test-concurrency=1 'tests/browser/*.test.mjs'
 step "done"
