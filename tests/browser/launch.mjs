@@ -21,7 +21,7 @@ export async function startGateway() {
   for (const file of ["build/index.js", "build/index_bg.wasm"]) {
     if (!existsSync(path.join(root, file))) throw new Error(`${file} is missing: run \`bash scripts/build.sh\` first`);
   }
-  const wrangler = wranglerOptions();
+  const wrangler = await wranglerOptions();
   const vars = wrangler.bindings;
   const origin = await startOrigin(appOptions(vars, SECRET));
   const bindings = { ...vars, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
