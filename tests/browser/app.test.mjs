@@ -1,13 +1,14 @@
-// The demo web application in a real browser (Debian's Chromium driven by
-// playwright-core) behind the release build of Tokengate in Miniflare:
-// sessions, password change with `Tokengate-Revoke: user`, OpenID Connect
-// back-channel logout, an old token replayed after sign-out, a strict path,
-// and refresh-token rotation with a spent refresh token replayed.
+// The demo web application in a real browser (Chromium from the npm package
+// @sparticuz/chromium, driven by playwright-core) behind the release build
+// of Tokengate in Miniflare: sessions, password change with
+// `Tokengate-Revoke: user`, OpenID Connect back-channel logout, an old token
+// replayed after sign-out, a strict path, and refresh-token rotation with a
+// spent refresh token replayed.
 //
 //   bash scripts/build.sh && node --test --test-concurrency=1 'tests/browser/*.test.mjs'
 //
-// Needs /usr/bin/chromium (`apt-get install -y chromium`; CHROMIUM_PATH
-// overrides). Screenshots of the key pages go to build/screenshots/, so a
+// The browser comes with `npm ci` (launch.mjs unpacks it; CHROMIUM_PATH
+// overrides it). Screenshots of the key pages go to build/screenshots/, so a
 // test run leaves the tracked files alone; `SCREENSHOT_DIR=docs/screenshots`
 // refreshes the ones the README shows.
 import { test, before, after } from "node:test";

@@ -29,7 +29,7 @@ const tokens = new Set();
 
 before(async () => {
   origin = await startOrigin();
-  const wrangler = wranglerOptions();
+  const wrangler = await wranglerOptions();
   config = { ...wrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
   mf = new Miniflare(
     convertV4MiniflareOptions({

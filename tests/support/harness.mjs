@@ -10,7 +10,8 @@
 //   gateway-no-admin the same without ADMIN_TOKEN
 //   gateway-broken   an invalid setting, to see `misconfigured`
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { startOrigin } from "../../demo/origin.mjs";
@@ -18,8 +19,32 @@ import { SECRET, ADMIN_TOKEN } from "./tokens.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** wrangler.toml as Miniflare worker options (bindings, KV, Durable Objects, compatibility). */
-export const wranglerOptions = () => unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
+/**
+ * wrangler.toml as Miniflare worker options (bindings, KV, Durable Objects,
+ * compatibility), read by wrangler itself. Importing wrangler costs every
+ * test process about 1.5 s of CPU, so its answer is kept in
+ * build/wrangler-options.json, keyed by wrangler.toml's bytes and wrangler's
+ * version, and read from there while neither changed.
+ */
+export async function wranglerOptions() {
+  const toml = path.join(root, "wrangler.toml");
+  const { version } = JSON.parse(readFileSync(path.join(root, "node_modules/wrangler/package.json"), "utf8"));
+  const key = createHash("sha256").update(`wrangler ${version}\n`).update(readFileSync(toml)).digest("hex");
+  const cache = path.join(root, "build/wrangler-options.json");
+  try {
+    const kept = JSON.parse(readFileSync(cache, "utf8"));
+    if (kept.key === key) return kept.workerOptions;
+  } catch {
+    // not written yet, or unreadable: ask wrangler
+  }
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(toml);
+  mkdirSync(path.dirname(cache), { recursive: true });
+  const partial = `${cache}.${process.pid}.partial`;
+  writeFileSync(partial, JSON.stringify({ key, workerOptions }));
+  renameSync(partial, cache);
+  return JSON.parse(readFileSync(cache, "utf8")).workerOptions;
+}
 
 /**
  * A gateway worker running the release build exactly as `wrangler deploy`
@@ -79,7 +104,7 @@ function overridden(base, overrides) {
  */
 export async function startHarness({ gateways = {}, probedGateways = {}, unreachableObjectGateways = {} } = {}) {
   const origin = await startOrigin();
-  const wrangler = wranglerOptions();
+  const wrangler = await wranglerOptions();
   const config = { ...wrangler.bindings, ORIGIN_URL: origin.url, JWT_SECRET: SECRET, ADMIN_TOKEN };
   const [kvBinding] = Object.keys(wrangler.kvNamespaces);
   const [objectBinding] = Object.keys(wrangler.durableObjects);
@@ -138,7 +163,8 @@ export async function startHarness({ gateways = {}, probedGateways = {}, unreach
     noAdmin: call(workers["gateway-no-admin"]),
     broken: call(workers["gateway-broken"]),
     at: (name) => call(workers[name]),
-    probe: async (action) => (await workers["kv-probe"].fetch(`https://probe.test/${action}`)).json(),
+    probe: async (action, body) =>
+      (await workers["kv-probe"].fetch(`https://probe.test/${action}`, body && { method: "POST", body: JSON.stringify(body) })).json(),
     /** What the origin received since the last call. */
     takeReceived() {
       return origin.received.splice(0);
