@@ -30,13 +30,14 @@ step "rustfmt"
 cargo fmt --all -- --check
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-step "clippy (native core and wasm adapter) and cargo test: started beside the release build (output below, when done)"
+step "clippy (native core, wasm adapter, workers-rs feature) and cargo test: started beside the release build (output below, when done)"
 mkdir -p build
 lint_target="${CARGO_TARGET_DIR:-target}/lint"
 CARGO_TARGET_DIR="$lint_target" setsid nice -n 10 bash -c '
   set -e
   cargo clippy --all-targets -- -D warnings
   cargo clippy --target wasm32-unknown-unknown -- -D warnings
+  cargo clippy --target wasm32-unknown-unknown --features workers-rs -- -D warnings
   cargo test --quiet
 ' > build/lint.log 2>&1 &
 lint_pid=$!
