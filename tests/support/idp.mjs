@@ -148,7 +148,7 @@ export async function startGateway(originUrl, settings) {
   for (const file of ["build/index.js", "build/index_bg.wasm"]) {
     if (!existsSync(path.join(root, file))) throw new Error(`${file} is missing: run \`bash scripts/build.sh\` first`);
   }
-  const wrangler = wranglerOptions();
+  const wrangler = await wranglerOptions();
   const bindings = { ...wrangler.bindings, ORIGIN_URL: originUrl, ...settings };
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
   const mf = new Miniflare(convertV4MiniflareOptions({
