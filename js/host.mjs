@@ -15,14 +15,15 @@
 // delay, src/revocation.rs KV_CACHE_TTL_SECONDS), the fail-closed deadlines
 // (src/revocation.rs DEADLINES), the client headers stripped
 // (src/headers.rs) and the origin's revocation header
-// (src/origin_revoke.rs). Until then every deadline is 0: a call fails
-// closed rather than waiting forever.
+// (src/origin_revoke.rs). Until then every deadline is 0 and `forward`
+// refuses: a call fails closed rather than waiting forever or passing
+// client identity headers on.
 let kvRead = { type: "text" };
 let kvReadTimeoutMs = 0;
 let kvWriteTimeoutMs = 0;
 let objectReadTimeoutMs = 0;
 let objectWriteTimeoutMs = 0;
-let spoofedIdentity = /^$/;
+let spoofedIdentity = null;
 let revokeHeader = "";
 
 export function configure(kvCacheTtl, kvReadMs, kvWriteMs, objectReadMs, objectWriteMs, spoofedIdentityPattern, revokeHeaderName) {
@@ -166,6 +167,7 @@ export async function verifySignature(alg, jwkText, signature, data) {
  * status, headers and streamed body) is made only when the header is there.
  */
 export async function forward(request, target, identity, withBody, buffered) {
+  if (spoofedIdentity === null) throw new Error("js/host.mjs used before configure()");
   const headers = new Headers(request.headers);
   for (const name of request.headers.keys()) {
     if (spoofedIdentity.test(name)) headers.delete(name);

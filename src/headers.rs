@@ -107,7 +107,6 @@ mod tests {
                 .replace('_', "-")
                 .starts_with("x-auth-")
         };
-        assert_eq!(SPOOFED_IDENTITY_PATTERN, "^x[-_]auth[-_]");
         let identity = Identity {
             subject: Some("alice".into()),
             issuer: Some("https://idp".into()),

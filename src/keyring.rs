@@ -24,6 +24,23 @@ pub const STALE_GRACE_SECONDS: f64 = 86_400.0;
 pub const UNKNOWN_KID_COOLDOWN_SECONDS: f64 = 30.0;
 /// After a failed fetch, how long before the next try (per isolate).
 pub const FAILURE_RETRY_SECONDS: f64 = 10.0;
+/// A JWKS fetch that has not answered by then has failed.
+pub const FETCH_TIMEOUT_MS: u32 = 5_000;
+/// Key sets larger than this are refused, fetched or cached (a JWKS is a few KB).
+pub const MAX_JWKS_BYTES: u32 = 256 * 1024;
+
+/// `max-age` from a `Cache-Control` header; `no-store`/`no-cache` count as
+/// the minimum, since we must cache for a while anyway to stay usable.
+pub fn max_age(cache_control: Option<&str>) -> Option<u64> {
+    let header = cache_control?.to_ascii_lowercase();
+    if header.contains("no-store") || header.contains("no-cache") {
+        return Some(MIN_CACHE_SECONDS);
+    }
+    header
+        .split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|v| v.trim().parse::<u64>().ok())
+}
 
 /// One token issuer: who it is, what it may sign with, and its keys.
 #[derive(Debug, Clone)]
@@ -49,6 +66,24 @@ pub struct Provider {
 pub struct Fetched {
     pub body: String,
     pub max_age: Option<u64>,
+}
+
+impl Fetched {
+    /// A provider's answer to a JWKS fetch: only a 200 with a text body is
+    /// a key set.
+    pub fn from_response(
+        status: u16,
+        cache_control: Option<&str>,
+        body: Option<String>,
+    ) -> Result<Fetched, String> {
+        if status != 200 {
+            return Err(format!("HTTP {status}"));
+        }
+        Ok(Fetched {
+            body: body.ok_or("unreadable body")?,
+            max_age: max_age(cache_control),
+        })
+    }
 }
 
 #[allow(async_fn_in_trait)] // Worker futures are !Send; no Send bound wanted.
@@ -286,6 +321,24 @@ pub(crate) mod tests {
         kids(&ring, &idp, None, 86_399.0).unwrap();
         kids(&ring, &idp, None, 86_400.0).unwrap();
         assert_eq!(idp.fetches.get(), 5);
+    }
+
+    #[test]
+    fn cache_control_and_status_are_read_as_a_provider_means_them() {
+        assert_eq!(max_age(Some("public, max-age=3600")), Some(3600));
+        assert_eq!(max_age(Some("Max-Age=60, must-revalidate")), Some(60));
+        assert_eq!(max_age(Some("no-store")), Some(MIN_CACHE_SECONDS));
+        assert_eq!(max_age(Some("private")), None);
+        assert_eq!(max_age(None), None);
+        let ok = Fetched::from_response(200, Some("max-age=120"), Some("{}".into())).unwrap();
+        assert_eq!((ok.body.as_str(), ok.max_age), ("{}", Some(120)));
+        assert_eq!(
+            Fetched::from_response(404, None, Some("{}".into()))
+                .err()
+                .as_deref(),
+            Some("HTTP 404")
+        );
+        assert!(Fetched::from_response(200, None, None).is_err());
     }
 
     #[test]

@@ -32,9 +32,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use js_sys::{Array, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Promise, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::web_sys;
 use worker::{Context, Delay, Env, Headers, KvStore, Request, Response, ResponseBuilder};
@@ -45,23 +45,17 @@ use crate::error::{refusal_log_line, GateError, Refusal, Reply};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, split_url};
-use crate::keyring::{Fetched, JwksFetcher, Keyring, MIN_CACHE_SECONDS};
+use crate::js_value::{describe, setting};
+use crate::keyring::{Fetched, JwksFetcher, Keyring, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES};
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier, VerifyKey};
 use crate::origin_revoke;
 use crate::refresh::{SpendOutcome, SpendRequest, SpendStore};
 use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
-use crate::revocation::{RevocationStore, StoreError};
+use crate::revocation::{RevocationStore, StoreError, DEADLINES, KV_CACHE_TTL_SECONDS};
 use crate::verify::{Identity, Verification};
 
 /// The KV namespace binding, as in the standalone gateway's wrangler.toml.
 pub const KV_BINDING: &str = "REVOCATIONS";
-
-/// The same limits as js/host.mjs, so both adapters fail the same way.
-const KV_CACHE_TTL_SECONDS: u64 = 30;
-const KV_READ_TIMEOUT_MS: u64 = 3000;
-const KV_WRITE_TIMEOUT_MS: u64 = 5000;
-const JWKS_FETCH_TIMEOUT_MS: u32 = 5000;
-const MAX_JWKS_BYTES: u32 = 256 * 1024;
 
 // The standalone host's WebCrypto, JWKS fetch and redacting log, reused so
 // that both adapters verify, fetch and log alike. `worker` wraps none of
@@ -120,20 +114,6 @@ pub struct Gate(Rc<Isolate>);
 
 thread_local! {
     static GATE: OnceCell<Gate> = const { OnceCell::new() };
-}
-
-/// A var or secret as text; JSON vars (`JWT_ISSUERS = [...]`) as JSON text,
-/// as the standalone gateway reads them.
-fn setting(env: &JsValue, name: &str) -> Option<String> {
-    let value = Reflect::get(env, &name.into()).ok()?;
-    if value.is_undefined() || value.is_null() {
-        return None;
-    }
-    value.as_string().or_else(|| {
-        js_sys::JSON::stringify(&value)
-            .ok()
-            .and_then(|s| s.as_string())
-    })
 }
 
 impl Gate {
@@ -513,9 +493,9 @@ async fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, GateE
 }
 
 /// `future`'s output, or `None` once `millis` passed without it.
-async fn within<T>(millis: u64, future: impl Future<Output = T>) -> Option<T> {
+async fn within<T>(millis: u32, future: impl Future<Output = T>) -> Option<T> {
     let mut future = pin!(future);
-    let mut timer = pin!(Delay::from(Duration::from_millis(millis)));
+    let mut timer = pin!(Delay::from(Duration::from_millis(millis.into())));
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
@@ -550,10 +530,19 @@ impl RevocationStore for WorkersKv {
     /// missing from the answer is a store failure, never "not revoked".
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         let what = "KV bulk get";
-        let read = self.0.get_bulk(keys).cache_ttl(KV_CACHE_TTL_SECONDS).text();
-        let mut found = within(KV_READ_TIMEOUT_MS, read)
+        let read = self
+            .0
+            .get_bulk(keys)
+            .cache_ttl(KV_CACHE_TTL_SECONDS.into())
+            .text();
+        let mut found = within(DEADLINES.kv_read_ms, read)
             .await
-            .ok_or_else(|| failed(what, format!("no answer within {KV_READ_TIMEOUT_MS} ms")))?
+            .ok_or_else(|| {
+                failed(
+                    what,
+                    format!("no answer within {} ms", DEADLINES.kv_read_ms),
+                )
+            })?
             .map_err(|e| failed(what, e))?;
         keys.iter()
             .map(|key| {
@@ -570,9 +559,14 @@ impl RevocationStore for WorkersKv {
         if let Some(at) = expires_at {
             put = put.expiration(at);
         }
-        within(KV_WRITE_TIMEOUT_MS, put.execute())
+        within(DEADLINES.kv_write_ms, put.execute())
             .await
-            .ok_or_else(|| failed(what, format!("no answer within {KV_WRITE_TIMEOUT_MS} ms")))?
+            .ok_or_else(|| {
+                failed(
+                    what,
+                    format!("no answer within {} ms", DEADLINES.kv_write_ms),
+                )
+            })?
             .map_err(|e| failed(what, e))
     }
 
@@ -623,45 +617,20 @@ impl SignatureVerifier for WebCrypto {
     }
 }
 
-fn describe(error: &JsValue) -> String {
-    match error.dyn_ref::<js_sys::Error>() {
-        Some(e) => String::from(e.to_string()),
-        None => error.as_string().unwrap_or_else(|| format!("{error:?}")),
-    }
-}
-
 /// Remote key sets (`JWT_ISSUERS` with a `jwks_uri`), fetched with the
 /// standalone gateway's timeout and size limit.
 struct WorkerFetcher;
 
-/// `max-age` from `Cache-Control`, read as src/edge/jwks.rs reads it.
-fn max_age(cache_control: Option<&str>) -> Option<u64> {
-    let header = cache_control?.to_ascii_lowercase();
-    if header.contains("no-store") || header.contains("no-cache") {
-        return Some(MIN_CACHE_SECONDS);
-    }
-    header
-        .split(',')
-        .filter_map(|d| d.trim().strip_prefix("max-age="))
-        .find_map(|v| v.trim().parse::<u64>().ok())
-}
-
 impl JwksFetcher for WorkerFetcher {
     async fn fetch(&self, url: &str, _bypass_shared_cache: bool) -> Result<Fetched, String> {
-        let promise = fetch_text(url, JWKS_FETCH_TIMEOUT_MS, MAX_JWKS_BYTES)
+        let promise = fetch_text(url, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES)
             .map_err(|e| format!("fetch failed: {}", describe(&e)))?;
         let answer = JsFuture::from(promise)
             .await
             .map_err(|e| format!("fetch failed or timed out: {}", describe(&e)))?;
         let answer = Array::from(&answer);
         let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
-        if status != 200 {
-            return Err(format!("HTTP {status}"));
-        }
-        let body = answer.get(2).as_string().ok_or("unreadable body")?;
-        Ok(Fetched {
-            body,
-            max_age: max_age(answer.get(1).as_string().as_deref()),
-        })
+        let cache_control = answer.get(1).as_string();
+        Fetched::from_response(status, cache_control.as_deref(), answer.get(2).as_string())
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 /// Lowest first. A module may import modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
     // Vocabulary and parsers that need nothing else.
-    &["clock", "error", "form", "routes", "jitter"],
+    &["clock", "error", "form", "routes", "jitter", "js_value"],
     &["token", "keys"],
     &["keyring", "revocation"],
     &["config"],

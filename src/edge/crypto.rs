@@ -3,8 +3,9 @@
 //! this runtime (docs/performance.md). `js/host.mjs` imports each key once
 //! per isolate and keeps the `CryptoKey`.
 
-use super::{host, kv::describe, task::wait};
+use super::{host, task::wait};
 use crate::error::GateError;
+use crate::js_value::describe;
 use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier, VerifyKey};
 
 pub struct WebCrypto;

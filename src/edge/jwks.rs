@@ -9,9 +9,11 @@
 //! copy fails the check and is ignored. Without the key every isolate keeps
 //! its own copy (still cached for the provider's `max-age`).
 
-use super::{host, kv::describe, task::wait};
+use super::{host, task::wait};
+use crate::js_value::describe;
 use crate::keyring::{
-    Fetched, JwksFetcher, DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, MIN_CACHE_SECONDS,
+    Fetched, JwksFetcher, DEFAULT_CACHE_SECONDS, FETCH_TIMEOUT_MS, MAX_CACHE_SECONDS,
+    MAX_JWKS_BYTES, MIN_CACHE_SECONDS,
 };
 use crate::keys::{Algorithm, HmacKeys};
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -19,24 +21,8 @@ use js_sys::Array;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
 
-pub const FETCH_TIMEOUT_MS: u32 = 5_000;
 /// Our own header on Cache API copies: `<expiry>.<hmac>`.
 const SEAL_HEADER: &str = "x-tokengate-seal";
-/// Key sets larger than this are refused, fetched or cached (a JWKS is a few KB).
-const MAX_JWKS_BYTES: u32 = 256 * 1024;
-
-/// `max-age` from a `Cache-Control` header; `no-store`/`no-cache` count as
-/// the minimum, since we must cache for a while anyway to stay usable.
-pub fn max_age(cache_control: Option<&str>) -> Option<u64> {
-    let header = cache_control?.to_ascii_lowercase();
-    if header.contains("no-store") || header.contains("no-cache") {
-        return Some(MIN_CACHE_SECONDS);
-    }
-    header
-        .split(',')
-        .filter_map(|d| d.trim().strip_prefix("max-age="))
-        .find_map(|v| v.trim().parse::<u64>().ok())
-}
 
 pub struct EdgeFetcher {
     /// `JWKS_CACHE_KEY`: sharing through the Cache API is on only with it.
@@ -85,14 +71,8 @@ impl EdgeFetcher {
             .map_err(|e| format!("fetch failed or timed out: {}", describe(&e)))?;
         let answer = Array::from(&answer);
         let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
-        if status != 200 {
-            return Err(format!("HTTP {status}"));
-        }
-        let body = answer.get(2).as_string().ok_or("unreadable body")?;
-        Ok(Fetched {
-            body,
-            max_age: max_age(answer.get(1).as_string().as_deref()),
-        })
+        let cache_control = answer.get(1).as_string();
+        Fetched::from_response(status, cache_control.as_deref(), answer.get(2).as_string())
     }
 
     async fn store(&self, url: &str, fetched: &Fetched, key: &[u8]) {

@@ -4,7 +4,9 @@
 //! from `js/host.mjs`, which also refuses malformed answers.
 
 use js_sys::{Array, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
+
+use crate::js_value::describe;
 
 use super::host;
 use super::task::wait;
@@ -54,14 +56,6 @@ impl KvRevocations {
 fn failed(what: &str, error: JsValue) -> StoreError {
     host::error(&format!("{what} failed: {}", describe(&error)));
     StoreError(what.to_owned())
-}
-
-/// An exception's text for a log line (redacted by the host).
-pub fn describe(error: &JsValue) -> String {
-    match error.dyn_ref::<js_sys::Error>() {
-        Some(e) => String::from(e.to_string()),
-        None => error.as_string().unwrap_or_else(|| format!("{error:?}")),
-    }
 }
 
 impl RevocationStore for KvRevocations {

@@ -18,7 +18,7 @@ mod task;
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
-use js_sys::{Array, Reflect};
+use js_sys::Array;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -28,12 +28,13 @@ use crate::error::{refusal_log_line, GateError, Refusal, Reply};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, origin_target, split_url};
+use crate::js_value::{describe, setting};
 use crate::keyring::Keyring;
 use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
 use crate::verify::Verification;
 use host::{Request, Response};
 use jwks::EdgeFetcher;
-use kv::{describe, KvRevocations};
+use kv::KvRevocations;
 use task::{wait, Task};
 
 /// `Date.now()` in seconds. In Workers it only advances across I/O, which is
@@ -62,20 +63,6 @@ impl Isolate {
 
 thread_local! {
     static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
-}
-
-/// A var or secret as text. JSON vars (`JWT_ISSUERS = [...]` in
-/// wrangler.toml) arrive as objects and are handed over as JSON text.
-fn setting(env: &JsValue, name: &str) -> Option<String> {
-    let value = Reflect::get(env, &name.into()).ok()?;
-    if value.is_undefined() || value.is_null() {
-        return None;
-    }
-    value.as_string().or_else(|| {
-        js_sys::JSON::stringify(&value)
-            .ok()
-            .and_then(|s| s.as_string())
-    })
 }
 
 fn isolate(env: &JsValue) -> Rc<Isolate> {
