@@ -201,16 +201,21 @@ export function reply(status, body, headers) {
 
 /**
  * A small request body (admin API, back-channel logout, refresh route), or
- * null when it is larger than `limit`:
- * a declared Content-Length over the limit is refused unread.
+ * null when it is larger than `limit`. A body refused for its size is
+ * drained when it is at most `drainLimit` long and cancelled when longer
+ * (form::DRAIN_LIMIT_BYTES says why).
  */
-export async function readBody(request, limit) {
+export async function readBody(request, limit, drainLimit) {
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) return null;
-  if (request.body === null) return new Uint8Array(0);
+  if (request.body === null) return declared > limit ? null : new Uint8Array(0);
+  const reader = request.body.getReader();
+  if (declared > limit) {
+    if (declared > drainLimit) reader.cancel().catch(() => {});
+    else await discardRest(reader, 0, drainLimit);
+    return null;
+  }
   // Read as it streams in, and stop at the limit: a chunked body without
   // Content-Length must not be buffered whole.
-  const reader = request.body.getReader();
   const chunks = [];
   let size = 0;
   for (;;) {
@@ -218,7 +223,7 @@ export async function readBody(request, limit) {
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      reader.cancel().catch(() => {});
+      await discardRest(reader, size, drainLimit);
       return null;
     }
     chunks.push(value);
@@ -230,6 +235,19 @@ export async function readBody(request, limit) {
     at += chunk.byteLength;
   }
   return bytes;
+}
+
+/**
+ * Reads and drops what is left of a body refused for its size, up to
+ * `drainLimit` bytes in all (form::DRAIN_LIMIT_BYTES says why), then cancels.
+ */
+async function discardRest(reader, size, drainLimit) {
+  while (size <= drainLimit) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    size += value.byteLength;
+  }
+  reader.cancel().catch(() => {});
 }
 
 // ---- Remote key sets -----------------------------------------------------------

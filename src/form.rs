@@ -7,6 +7,13 @@
 /// or a refresh request is a few hundred; an admin request a few thousand.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How much of a body refused for its size is still read and dropped before
+/// answering. workerd closes a connection whose request body was left
+/// unread, and a client still uploading then sees a reset instead of the
+/// 400; beyond this the upload is cancelled, since draining it would cost
+/// more than the client's error is worth.
+pub const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
+
 /// `application/x-www-form-urlencoded`, the back-channel route's only
 /// content type (Back-Channel Logout 1.0, 2.5).
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";

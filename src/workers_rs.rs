@@ -471,25 +471,41 @@ fn with_identity(
 /// buffered whole.
 async fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, GateError> {
     let declared = request.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|d| d.trim().parse::<usize>().ok())
-        .is_some_and(|d| d > limit)
-    {
-        return Err(GateError::InvalidRequest);
-    }
+    let declared = declared.and_then(|d| d.trim().parse::<usize>().ok());
     if request.inner().body().is_none() {
-        return Ok(Vec::new());
+        return match declared {
+            Some(declared) if declared > limit => Err(GateError::InvalidRequest),
+            _ => Ok(Vec::new()),
+        };
     }
     let mut chunks = request.stream().map_err(|_| GateError::InvalidRequest)?;
+    if declared.is_some_and(|d| d > limit) {
+        if declared.is_some_and(|d| d <= form::DRAIN_LIMIT_BYTES) {
+            discard_rest(&mut chunks, 0).await;
+        }
+        return Err(GateError::InvalidRequest);
+    }
     let mut body = Vec::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|_| GateError::InvalidRequest)?;
         if body.len() + chunk.len() > limit {
+            discard_rest(&mut chunks, body.len() + chunk.len()).await;
             return Err(GateError::InvalidRequest);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads and drops what is left of a body refused for its size, up to
+/// `form::DRAIN_LIMIT_BYTES` in all (which says why).
+async fn discard_rest(chunks: &mut worker::ByteStream, mut size: usize) {
+    while size <= form::DRAIN_LIMIT_BYTES {
+        match chunks.next().await {
+            Some(Ok(chunk)) => size += chunk.len(),
+            _ => return,
+        }
+    }
 }
 
 /// `future`'s output, or `None` once `millis` passed without it.

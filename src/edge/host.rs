@@ -102,7 +102,7 @@ extern "C" {
     pub fn header(request: &Request, name: &str) -> Option<String>;
 
     #[wasm_bindgen(js_name = readBody, catch)]
-    pub fn read_body(request: &Request, limit: u32) -> Result<Promise, JsValue>;
+    pub fn read_body(request: &Request, limit: u32, drain_limit: u32) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(js_name = fetchText, catch)]
     pub fn fetch_text(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<Promise, JsValue>;

@@ -340,8 +340,8 @@ impl Call<'_> {
     /// A small request body (admin API, back-channel logout, refresh), at
     /// most `limit` bytes.
     async fn read_body(&self, limit: usize) -> Result<Vec<u8>, GateError> {
-        let promise =
-            host::read_body(self.request, limit as u32).map_err(|_| GateError::InvalidRequest)?;
+        let promise = host::read_body(self.request, limit as u32, form::DRAIN_LIMIT_BYTES as u32)
+            .map_err(|_| GateError::InvalidRequest)?;
         let body = wait(promise).await.map_err(|_| GateError::InvalidRequest)?;
         host::bytes(&body).ok_or(GateError::InvalidRequest)
     }

@@ -212,11 +212,16 @@ test("an admin body over 64 KiB is refused as the standalone gateway refuses it,
     ["declared", () => ({ method: "POST", headers, body: oversized })],
     ["streamed without a length", () => ({ method: "POST", headers, body: streamed(), duplex: "half" })],
   ]) {
-    const ours = await app("/_admin/revoke", init());
-    const theirs = await standalone.fetch("/_admin/revoke", init());
-    const [oursBody, theirsBody] = [await json(ours), await json(theirs)];
-    assert.equal(ours.status, 400, name);
-    assert.equal(ours.status, theirs.status, name);
-    assert.equal(oursBody.error, theirsBody.error, name);
+    // Repeated: a client still uploading must read the 400, never a reset
+    // connection (it did, about one time in twenty, before the rest of the
+    // body was drained).
+    for (let round = 0; round < 20; round++) {
+      const ours = await app("/_admin/revoke", init());
+      const theirs = await standalone.fetch("/_admin/revoke", init());
+      const [oursBody, theirsBody] = [await json(ours), await json(theirs)];
+      assert.equal(ours.status, 400, name);
+      assert.equal(ours.status, theirs.status, name);
+      assert.equal(oursBody.error, theirsBody.error, name);
+    }
   }
 });
