@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+. scripts/cargo-target.sh
 
 say() { printf 'build: %s\n' "$*" >&2; }
 
@@ -40,7 +41,7 @@ mkdir -p "$stage"
 
 # 1. The core and the adapter, compiled to wasm.
 cargo build --lib --release --target wasm32-unknown-unknown --quiet
-raw="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/tokengate.wasm"
+raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tokengate.wasm"
 
 # 2. JS glue for the wasm exports and imports (js/host.mjs is copied in as a
 #    snippet). --experimental-reset-state-function lets js/worker.mjs start

@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 # script is run directly rather than through `npm test`.
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export WRANGLER_SEND_METRICS=false
+. scripts/cargo-target.sh
 
 # Each step says how long the suite has run, so a slow step is easy to spot.
 step() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
@@ -32,7 +33,7 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 
 step "clippy (native core, wasm adapter, workers-rs feature) and cargo test: started beside the release build (output below, when done)"
 mkdir -p build
-lint_target="${CARGO_TARGET_DIR:-target}/lint"
+lint_target="$CARGO_TARGET_DIR/lint"
 CARGO_TARGET_DIR="$lint_target" setsid nice -n 10 bash -c '
   set -e
   cargo clippy --all-targets -- -D warnings

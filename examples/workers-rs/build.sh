@@ -13,6 +13,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 cd "$here"
 export PATH="$HOME/.cargo/bin:$PATH"
+. "$root/scripts/cargo-target.sh"
 
 say() { printf 'example build: %s\n' "$*" >&2; }
 
@@ -26,7 +27,7 @@ mkdir -p "$stage"
 #    Not --locked: when the tokengate crate gains a dependency, cargo adds
 #    it to this Cargo.lock and keeps every version already pinned here.
 cargo build --release --target wasm32-unknown-unknown --quiet
-raw="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/tokengate_workers_rs_example.wasm"
+raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tokengate_workers_rs_example.wasm"
 
 # wasm-bindgen-cli must match the wasm-bindgen library in this Cargo.lock
 # exactly. The one scripts/build.sh keeps in cargo's install root is used

@@ -1,5 +1,5 @@
 // Revocation at the edge: logout, logout-all, password change, fail-closed,
-// KV schema and expirations. One KV round trip per request with 10,000
+// KV schema and expirations. One KV round trip per request with thousands of
 // revoked IDs stored: revocation-bulk.test.mjs (its own namespace, filled
 // while the other files run).
 import { test, before, after, beforeEach } from "node:test";

@@ -11,7 +11,7 @@
 //                               propagation reached it
 // Set-up (POST https://probe.test/fill, JSON {prefix, count, value,
 // expiration}): writes keys prefix0 .. prefix<count-1> into the namespace
-// from inside workerd, uncounted. For 10,000 entries that is about a third of
+// from inside workerd, uncounted. That is about a third of
 // the CPU that as many puts from Node cost (one round trip each).
 import { WorkerEntrypoint } from "cloudflare:workers";
 
