@@ -4,7 +4,7 @@
 // on CPU 1; see bench/README.md):
 //
 //   node bench/profile.mjs ab DIR_A DIR_B [DIR_C ...]
-//       worker CPU µs per valid HS256 request for each build directory,
+//       worker CPU µs per valid HS256 (BENCH_ALG) request for each build directory,
 //       interleaved rounds (BENCH_ROUNDS, default 5), medians: A/B builds.
 //   node bench/profile.mjs cpu DIR
 //       V8's sampling CPU profiler through workerd's inspector during
@@ -39,7 +39,9 @@ installCleanup();
 const keys = await makeKeys();
 const now = Math.floor(Date.now() / 1000);
 const tokens = [];
-for (let i = 0; i < 16; i++) tokens.push(await mint(keys, "HS256", { sub: `user-${i}`, jti: `p-${i}`, iat: now - 60, exp: now + 86400 }));
+// BENCH_ALG: the tokens' algorithm (HS256, RS256, ES256 or EdDSA; default HS256).
+const ALG = process.env.BENCH_ALG ?? "HS256";
+for (let i = 0; i < 16; i++) tokens.push(await mint(keys, ALG, { sub: `user-${i}`, jti: `p-${i}`, iat: now - 60, exp: now + 86400 }));
 
 const revokedEntries = Object.fromEntries(
   REVOKED ? tokens.map((_, i) => [`v1:jti:p-${i}`, JSON.stringify({ at: now, by: "logout" })]) : [],
@@ -106,7 +108,7 @@ if (mode === "ab") {
     }
   }
   const base = median(gateways[0].us);
-  console.log(`\nworker CPU per ${REVOKED ? "revoked (refused)" : "valid"} HS256 request, ${ROUNDS} interleaved rounds of ${SECONDS} s (median, min-max):`);
+  console.log(`\nworker CPU per ${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request, ${ROUNDS} interleaved rounds of ${SECONDS} s (median, min-max):`);
   for (const g of gateways) {
     const m = median(g.us);
     console.log(
