@@ -14,6 +14,10 @@ root="$here/../.."
 cd "$here"
 export PATH="$HOME/.cargo/bin:$PATH"
 . "$root/scripts/cargo-target.sh"
+# A directory of its own inside it: built as this Worker's dependency,
+# tokengate (a cdylib too) leaves a tokengate.wasm of its own, which would
+# replace the standalone gateway's in a shared directory.
+export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/workers-rs-example"
 
 say() { printf 'example build: %s\n' "$*" >&2; }
 
