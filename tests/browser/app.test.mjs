@@ -75,6 +75,15 @@ function assertRevoked({ status, text }, what) {
   assert.equal(JSON.parse(text).error, "token_revoked", what);
 }
 
+/**
+ * Waits into the next whole second. A cut-off revokes every token issued
+ * before it, and it may be the end of a second still running: a back-channel
+ * logout's (the logout token's whole-second iat), or the gateway's own if its
+ * clock read a whole second (cut_off_after in src/revocation.rs). Called after
+ * the revoking request was answered, so a sign-in after it comes after the cut-off.
+ */
+const intoTheNextSecond = () => new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 20));
+
 /** On the signed-out page: replay the old token and return what the page shows. */
 async function replayOldToken(page) {
   await page.click("#replay");
@@ -132,6 +141,7 @@ test("sign out everywhere: every session of the user is refused", async () => {
   assertRevoked(await openApp(b.page), "the other device after logout-all");
   assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
   // A new sign-in after the cut-off works.
+  await intoTheNextSecond();
   await (await signIn("dave", "pw")).context.close();
   await a.context.close();
   await b.context.close();
@@ -149,6 +159,7 @@ test("password change (Tokengate-Revoke: user): the other device is refused on i
   assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
 
   // The new password signs in; the old one no longer does.
+  await intoTheNextSecond();
   await (await signIn("alice", "new secret")).context.close();
   await a.context.close();
   await b.context.close();
@@ -170,6 +181,8 @@ test("back-channel logout signs the user out of every browser; a sign-in after i
 
   await a.page.goto(`${gateway.url}/demo/signed-out?reason=backchannel`);
   assert.match(await replayOldToken(a.page), /-> 401[^]*token_revoked/);
+  // The logout token's iat is a whole second, and its cut-off the end of it.
+  await intoTheNextSecond();
   const c = await signIn("bob", "pw");
   assert.equal((await openApp(c.page)).status, 200, "signed in after the logout");
   await a.context.close();

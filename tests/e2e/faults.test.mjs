@@ -25,10 +25,19 @@ import { mint, now, es256Token, ADMIN_TOKEN } from "../support/tokens.mjs";
 
 /** KV_READ_TIMEOUT_MS in js/host.mjs. */
 const KV_READ_TIMEOUT_MS = 3000;
-/** RETRY_PAUSES_MS in src/revocation.rs: three attempts, 1.1 s and 2.2 s apart. */
+/** RETRY_PAUSES_MS in src/revocation.rs: three attempts, 1.1 s and 2.2 s apart... */
 const WRITE_RETRY_MS = 1100 + 2200;
+/** ...each pause spread by up to half again (src/jitter.rs, `latest`). */
+const WRITE_RETRY_LATEST_MS = 1650 + 3300;
 /** FETCH_TIMEOUT_MS in src/edge/jwks.rs. */
 const JWKS_TIMEOUT_MS = 5000;
+/**
+ * What a request may cost beyond the product's own waiting on the machine CI
+ * runs on (two cores, sixteen workerd instances and a compiler beside them):
+ * machine speed, not the product's contract. The upper bounds below are the
+ * product's wait plus this.
+ */
+const LOAD_SLACK_MS = 6000;
 
 let h;
 let idp;
@@ -114,7 +123,7 @@ async function timed(send) {
 
 // ---- 1. KV -----------------------------------------------------------------
 
-test("KV reads hanging: 503 revocation_unavailable after the 3 s timeout, within 5 s, nothing forwarded", async () => {
+test("KV reads hanging: 503 revocation_unavailable after the 3 s timeout, nothing forwarded", async () => {
   const token = await mint({ sub: freshUser() }, h.config);
   await h.probe("hang-reads");
   const asks = [
@@ -123,12 +132,13 @@ test("KV reads hanging: 503 revocation_unavailable after the 3 s timeout, within
     ["POST /auth/logout-all", "/auth/logout-all", { method: "POST", headers: bearer(token) }],
     ["POST /auth/logout", "/auth/logout", { method: "POST", headers: bearer(token) }],
   ];
-  // All at once: each has its own 3 s timer, so this takes ~3 s, not ~12 s.
+  // All at once: each has its own 3 s timer, so this takes ~3 s, not ~12 s
+  // (the upper bound is under three timeouts: requests waiting on each other would show).
   const results = await Promise.all(asks.map(([, path, init]) => timed(async () => outcome(await h.probed(path, init)))));
   asks.forEach(([what], i) => {
     const [result, waited] = results[i];
     assert.equal(result, "503 revocation_unavailable", what);
-    assert.ok(waited >= KV_READ_TIMEOUT_MS - 100 && waited < 5000, `${what}: answered after ${waited} ms`);
+    assert.ok(waited >= KV_READ_TIMEOUT_MS - 100 && waited < KV_READ_TIMEOUT_MS + LOAD_SLACK_MS, `${what}: answered after ${waited} ms`);
   });
   assert.ok((await h.probe("stats")).gets >= asks.length, "every request asked KV (and got no answer)");
   assert.deepEqual(h.takeReceived(), [], "nothing reached the origin");
@@ -141,7 +151,7 @@ test("KV writes failing on logout-all: 503 revocation_unavailable after three at
   const [result, waited] = await timed(async () => outcome(await h.probed("/auth/logout-all", { method: "POST", headers: bearer(token) })));
   assert.equal(result, "503 revocation_unavailable");
   assert.equal((await h.probe("stats")).puts, 3, "bounded retry: three attempts");
-  assert.ok(waited >= WRITE_RETRY_MS - 100 && waited < WRITE_RETRY_MS + 3000, `answered after ${waited} ms`);
+  assert.ok(waited >= WRITE_RETRY_MS - 100 && waited < WRITE_RETRY_LATEST_MS + LOAD_SLACK_MS, `answered after ${waited} ms`);
   assert.equal(await h.kv.get(`v1:sub:${sub}`), null);
 });
 
@@ -169,7 +179,7 @@ test("KV writes failing on a password change the origin accepted: the origin got
   assert.equal(received[0].body, JSON.stringify({ new: "correct horse" }));
   assert.equal(received[0].headers["x-auth-subject"], sub);
   assert.equal((await h.probe("stats")).puts, 3);
-  assert.ok(waited >= WRITE_RETRY_MS - 100 && waited < WRITE_RETRY_MS + 3000, `answered after ${waited} ms`);
+  assert.ok(waited >= WRITE_RETRY_MS - 100 && waited < WRITE_RETRY_LATEST_MS + LOAD_SLACK_MS, `answered after ${waited} ms`);
 });
 
 test("KV writes failing on the admin API: every revoke form answers 503 revocation_unavailable, never revoked: true", async () => {
@@ -253,17 +263,22 @@ test("JWKS provider slower than the 5 s timeout with keys cached: one timeout, c
   const path = jwksPath("slow-cached");
   idp.serve(path, [keys.k1.jwk]);
   assert.equal(await verifyAt("slow-cached", "k1"), 200);
-  // From now on the provider has k3 too, but answers only after 7 s.
+  // From now on the provider has k3 too, but answers only after 15 s: well
+  // after the timeout and the slack a loaded machine needs, so an answer
+  // before it is the timeout's, never the late key set's.
+  const late = JWKS_TIMEOUT_MS + LOAD_SLACK_MS + 4000;
   idp.serve(path, [keys.k1.jwk, keys.k3.jwk]);
-  idp.slow(path, JWKS_TIMEOUT_MS + 2000);
+  idp.slow(path, late);
   try {
     const [forced, waited] = await timed(() => verifyAt("slow-cached", "k3"));
     assert.equal(forced, "401 unknown_key");
-    assert.ok(waited >= JWKS_TIMEOUT_MS - 500 && waited < JWKS_TIMEOUT_MS + 1900, `waited ${waited} ms`);
+    assert.ok(waited >= JWKS_TIMEOUT_MS - 500 && waited < JWKS_TIMEOUT_MS + LOAD_SLACK_MS, `waited ${waited} ms`);
+    assert.ok(waited < late, `waited ${waited} ms: until the late answer`);
     assert.equal(idp.fetches(path), 2);
+    // A cached key waits for no provider: waiting would cost a timeout (5 s).
     const [cached, quick] = await timed(() => verifyAt("slow-cached", "k1"));
     assert.equal(cached, 200);
-    assert.ok(quick < 2000, `a cached key waited ${quick} ms`);
+    assert.ok(quick < JWKS_TIMEOUT_MS - 1000, `a cached key waited ${quick} ms`);
   } finally {
     idp.slow(path, 0);
   }

@@ -69,14 +69,22 @@ test("provider down while keys are cached: tokens still verify", async () => {
   }
 });
 
+/** UNKNOWN_KID_COOLDOWN_SECONDS in src/keyring.rs. */
+const COOLDOWN_MS = 30_000;
+
 test("a flood of unknown kids makes at most one refetch per cooldown", async () => {
   idp.serve("/hammer/jwks.json", [keys.k1.jwk]);
   assert.equal(await outcome("hammer", "k1"), 200);
   const before = idp.fetches("/hammer/jwks.json");
+  const start = Date.now();
   for (let i = 0; i < 40; i++) {
     assert.equal(await outcome("hammer", `made-up-${i}`), "401 unknown_key");
   }
-  assert.equal(idp.fetches("/hammer/jwks.json") - before, 1);
+  // One refetch, for the first unknown kid; another only if the flood
+  // outlasted a cooldown (a very slow machine).
+  const cooldowns = 1 + Math.floor((Date.now() - start) / COOLDOWN_MS);
+  const refetches = idp.fetches("/hammer/jwks.json") - before;
+  assert.ok(refetches >= 1 && refetches <= cooldowns, `${refetches} refetches in ${cooldowns} cooldown(s)`);
   assert.equal(await outcome("hammer", "k1"), 200, "real tokens unaffected");
 });
 
@@ -91,10 +99,11 @@ test("a provider that never answers costs one 5 s timeout, then 503 keys_unavail
   assert.equal(await outcome("hang", "k1"), "503 keys_unavailable");
   const waited = Date.now() - start;
   assert.ok(waited >= 4500 && waited < 15000, `waited ${waited} ms`);
-  // The failure is remembered: the next request does not wait again.
+  // The failure is remembered: the next request does not wait again (that
+  // would cost another 5 s timeout; below it is machine speed).
   const again = Date.now();
   assert.equal(await outcome("hang", "k1"), "503 keys_unavailable");
-  assert.ok(Date.now() - again < 2000);
+  assert.ok(Date.now() - again < 4000, `waited ${Date.now() - again} ms`);
 });
 
 test("a second isolate takes the key set from the Cache API, not from the provider", async () => {
