@@ -46,8 +46,9 @@ if [ "$(version_of "$WASM_BINDGEN")" != "$WASM_BINDGEN_VERSION" ]; then
   WASM_BINDGEN="$own_root/bin/wasm-bindgen"
   if [ "$(version_of "$WASM_BINDGEN")" != "$WASM_BINDGEN_VERSION" ]; then
     say "compiling wasm-bindgen-cli $WASM_BINDGEN_VERSION from crates.io into $own_root (once per machine)"
-    cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --root "$own_root" --locked --quiet \
-      || cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --root "$own_root" --quiet
+    only=(--no-default-features --bin wasm-bindgen)
+    cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" "${only[@]}" --root "$own_root" --locked --quiet \
+      || cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" "${only[@]}" --root "$own_root" --quiet
   fi
 fi
 
