@@ -575,8 +575,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::tests::{config_with, TEST_SECRET};
     use crate::keyring::Keyring;
+    use crate::keys::NoPublicKeys;
     use crate::revocation::MemoryStore;
-    use crate::verify::tests::mint;
+    use crate::verify::tests::{mint, NoNetwork};
     use pollster::block_on;
     use serde_json::json;
 
@@ -611,15 +612,24 @@ pub(crate) mod tests {
         }
     }
 
-    fn decide(config: &Config, store: &impl SpendStore, req: &Incoming<'_>) -> Decision {
+    /// Runs `f` with an offline gateway (no network, no public keys) over
+    /// `config` and `store`.
+    pub(crate) fn with_gateway<S: SpendStore, T>(
+        config: &Config,
+        store: &S,
+        f: impl FnOnce(&Gateway<'_, NoNetwork, NoPublicKeys, S>) -> T,
+    ) -> T {
         let keyring = Keyring::default();
         let verification = Verification::offline(&keyring);
-        let gateway = Gateway {
+        f(&Gateway {
             config,
             verification: &verification,
             store,
-        };
-        block_on(gateway.decide(req, NOW))
+        })
+    }
+
+    fn decide(config: &Config, store: &impl SpendStore, req: &Incoming<'_>) -> Decision {
+        with_gateway(config, store, |gateway| block_on(gateway.decide(req, NOW)))
     }
 
     fn reply(decision: Decision) -> Reply {

@@ -30,6 +30,8 @@ pub mod verify;
 #[cfg(all(target_arch = "wasm32", not(feature = "workers-rs")))]
 mod edge;
 #[cfg(target_arch = "wasm32")]
+mod js_host;
+#[cfg(target_arch = "wasm32")]
 mod js_value;
 #[cfg(all(target_arch = "wasm32", feature = "workers-rs"))]
 pub mod workers_rs;

@@ -275,13 +275,9 @@ pub fn record_failed(record: &Record) -> Refusal {
 mod tests {
     use super::*;
     use crate::config::tests::TEST_SECRET;
-    use crate::config::Config;
-    use crate::gateway::tests::{config, request as incoming};
-    use crate::keyring::Keyring;
-    use crate::keys::NoPublicKeys;
+    use crate::gateway::tests::{config, request as incoming, with_gateway};
     use crate::revocation::MemoryStore;
-    use crate::verify::tests::{mint, NoNetwork};
-    use crate::verify::Verification;
+    use crate::verify::tests::mint;
     use pollster::block_on;
     use serde_json::json;
 
@@ -293,22 +289,6 @@ mod tests {
             "Bearer {}",
             mint("HS256", json!({}), claims, TEST_SECRET.as_bytes())
         )
-    }
-
-    /// Runs `f` with a gateway over `config` and `store`.
-    fn with_gateway<T>(
-        config: &Config,
-        store: &MemoryStore,
-        f: impl FnOnce(&Gateway<'_, NoNetwork, NoPublicKeys, MemoryStore>) -> T,
-    ) -> T {
-        let keyring = Keyring::default();
-        let verification = Verification::offline(&keyring);
-        let gateway = Gateway {
-            config,
-            verification: &verification,
-            store,
-        };
-        f(&gateway)
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use js_sys::{Array, Promise, Uint8Array};
+use js_sys::Uint8Array;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -45,9 +45,10 @@ use crate::error::{refusal_log_line, GateError, Refusal, Reply};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, split_url};
-use crate::js_value::{describe, setting};
-use crate::keyring::{Fetched, JwksFetcher, Keyring, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES};
-use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier, VerifyKey};
+use crate::js_host;
+use crate::js_value::setting;
+use crate::keyring::{Fetched, JwksFetcher, Keyring};
+use crate::keys::{Algorithm, SignatureVerifier, VerifyKey};
 use crate::origin_revoke;
 use crate::refresh::{SpendOutcome, SpendRequest, SpendStore};
 use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
@@ -57,22 +58,11 @@ use crate::verify::{Identity, Verification};
 /// The KV namespace binding, as in the standalone gateway's wrangler.toml.
 pub const KV_BINDING: &str = "REVOCATIONS";
 
-// The standalone host's WebCrypto, JWKS fetch and redacting log, reused so
-// that both adapters verify, fetch and log alike. `worker` wraps none of
-// `crypto.subtle.verify`.
+// The standalone host's redacting log, reused so that both adapters log
+// alike (WebCrypto and the JWKS fetch come from `crate::js_host`: `worker`
+// wraps none of `crypto.subtle.verify`).
 #[wasm_bindgen(module = "/js/host.mjs")]
 extern "C" {
-    #[wasm_bindgen(js_name = verifySignature, catch)]
-    fn verify_signature(
-        alg: &str,
-        jwk: &str,
-        signature: &[u8],
-        data: &[u8],
-    ) -> Result<Promise, JsValue>;
-
-    #[wasm_bindgen(js_name = fetchText, catch)]
-    fn fetch_text(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<Promise, JsValue>;
-
     /// Writes a log line with anything token- or query-like redacted.
     fn log(level: &str, message: &str);
 }
@@ -541,6 +531,17 @@ fn failed(what: &str, why: impl std::fmt::Display) -> StoreError {
     StoreError(what.to_owned())
 }
 
+/// `future`'s output, or a store failure once `millis` passed without it.
+async fn within_deadline<T>(
+    what: &str,
+    millis: u32,
+    future: impl Future<Output = T>,
+) -> Result<T, StoreError> {
+    within(millis, future)
+        .await
+        .ok_or_else(|| failed(what, format!("no answer within {millis} ms")))
+}
+
 impl RevocationStore for WorkersKv {
     /// One `get([...keys])` (`KvStore::get_bulk`). Fails closed: a key
     /// missing from the answer is a store failure, never "not revoked".
@@ -551,14 +552,8 @@ impl RevocationStore for WorkersKv {
             .get_bulk(keys)
             .cache_ttl(KV_CACHE_TTL_SECONDS.into())
             .text();
-        let mut found = within(DEADLINES.kv_read_ms, read)
-            .await
-            .ok_or_else(|| {
-                failed(
-                    what,
-                    format!("no answer within {} ms", DEADLINES.kv_read_ms),
-                )
-            })?
+        let mut found = within_deadline(what, DEADLINES.kv_read_ms, read)
+            .await?
             .map_err(|e| failed(what, e))?;
         keys.iter()
             .map(|key| {
@@ -575,14 +570,8 @@ impl RevocationStore for WorkersKv {
         if let Some(at) = expires_at {
             put = put.expiration(at);
         }
-        within(DEADLINES.kv_write_ms, put.execute())
-            .await
-            .ok_or_else(|| {
-                failed(
-                    what,
-                    format!("no answer within {} ms", DEADLINES.kv_write_ms),
-                )
-            })?
+        within_deadline(what, DEADLINES.kv_write_ms, put.execute())
+            .await?
             .map_err(|e| failed(what, e))
     }
 
@@ -611,25 +600,14 @@ impl SignatureVerifier for WebCrypto {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<bool, GateError> {
-        let KeyMaterial::Public { jwk, .. } = &key.material else {
+        let Some(started) = js_host::start_verify(alg, key, signing_input, signature) else {
             return Ok(false);
         };
-        let outcome = match verify_signature(alg.name(), jwk, signature, signing_input) {
+        let outcome = match started {
             Ok(promise) => JsFuture::from(promise).await,
             Err(e) => Err(e),
         };
-        match outcome {
-            Ok(valid) => Ok(valid.as_bool() == Some(true)),
-            Err(e) => {
-                error(&format!(
-                    "WebCrypto could not import key {:?} for {}: {}",
-                    key.kid,
-                    alg.name(),
-                    describe(&e)
-                ));
-                Ok(false)
-            }
-        }
+        Ok(js_host::signature_verdict(outcome, alg, key, error))
     }
 }
 
@@ -639,14 +617,7 @@ struct WorkerFetcher;
 
 impl JwksFetcher for WorkerFetcher {
     async fn fetch(&self, url: &str, _bypass_shared_cache: bool) -> Result<Fetched, String> {
-        let promise = fetch_text(url, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES)
-            .map_err(|e| format!("fetch failed: {}", describe(&e)))?;
-        let answer = JsFuture::from(promise)
-            .await
-            .map_err(|e| format!("fetch failed or timed out: {}", describe(&e)))?;
-        let answer = Array::from(&answer);
-        let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
-        let cache_control = answer.get(1).as_string();
-        Fetched::from_response(status, cache_control.as_deref(), answer.get(2).as_string())
+        let promise = js_host::start_jwks_fetch(url)?;
+        js_host::fetched(JsFuture::from(promise).await)
     }
 }

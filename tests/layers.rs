@@ -15,6 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["clock", "error", "form", "routes", "jitter", "js_value"],
     &["token", "keys"],
     &["keyring", "revocation"],
+    // What both wasm adapters ask js/host.mjs for (WebCrypto, JWKS fetch).
+    &["js_host"],
     &["config"],
     &["verify"],
     // Features: one route family each; none imports another.

@@ -1,12 +1,10 @@
-//! Public-key signatures through WebCrypto (`crypto.subtle`), which runs
-//! RSA and ECDSA natively: 20-40x faster than pure-Rust crypto in wasm on
-//! this runtime (docs/performance.md). `js/host.mjs` imports each key once
-//! per isolate and keeps the `CryptoKey`.
+//! Public-key signatures through WebCrypto ([`crate::js_host`]), awaited
+//! as this adapter's tasks await.
 
 use super::{host, task::wait};
 use crate::error::GateError;
-use crate::js_value::describe;
-use crate::keys::{Algorithm, KeyMaterial, SignatureVerifier, VerifyKey};
+use crate::js_host;
+use crate::keys::{Algorithm, SignatureVerifier, VerifyKey};
 
 pub struct WebCrypto;
 
@@ -18,25 +16,13 @@ impl SignatureVerifier for WebCrypto {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<bool, GateError> {
-        let KeyMaterial::Public { jwk, .. } = &key.material else {
+        let Some(started) = js_host::start_verify(alg, key, signing_input, signature) else {
             return Ok(false);
         };
-        let outcome = match host::verify_signature(alg.name(), jwk, signature, signing_input) {
+        let outcome = match started {
             Ok(promise) => wait(promise).await,
             Err(e) => Err(e),
         };
-        match outcome {
-            Ok(valid) => Ok(valid.as_bool() == Some(true)),
-            Err(e) => {
-                // The key passed our own checks; WebCrypto refusing it is worth a log line.
-                host::error(&format!(
-                    "WebCrypto could not import key {:?} for {}: {}",
-                    key.kid,
-                    alg.name(),
-                    describe(&e)
-                ));
-                Ok(false)
-            }
-        }
+        Ok(js_host::signature_verdict(outcome, alg, key, host::error))
     }
 }

@@ -75,14 +75,6 @@ extern "C" {
         request: Vec<String>,
     ) -> Result<Promise, JsValue>;
 
-    #[wasm_bindgen(js_name = verifySignature, catch)]
-    pub fn verify_signature(
-        alg: &str,
-        jwk: &str,
-        signature: &[u8],
-        data: &[u8],
-    ) -> Result<Promise, JsValue>;
-
     /// Resolves to `[response, revoke]`: the origin's response without a
     /// `Tokengate-Revoke` header, and that header's value or `null`.
     /// `buffered`: a body already read (the refresh route's), sent in place
@@ -103,9 +95,6 @@ extern "C" {
 
     #[wasm_bindgen(js_name = readBody, catch)]
     pub fn read_body(request: &Request, limit: u32, drain_limit: u32) -> Result<Promise, JsValue>;
-
-    #[wasm_bindgen(js_name = fetchText, catch)]
-    pub fn fetch_text(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(js_name = cacheRead, catch)]
     pub fn cache_read(url: &str, header: &str, max_bytes: u32) -> Result<Promise, JsValue>;

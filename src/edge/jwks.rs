@@ -10,10 +10,10 @@
 //! its own copy (still cached for the provider's `max-age`).
 
 use super::{host, task::wait};
-use crate::js_value::describe;
+use crate::js_host;
 use crate::keyring::{
-    Fetched, JwksFetcher, DEFAULT_CACHE_SECONDS, FETCH_TIMEOUT_MS, MAX_CACHE_SECONDS,
-    MAX_JWKS_BYTES, MIN_CACHE_SECONDS,
+    Fetched, JwksFetcher, DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, MAX_JWKS_BYTES,
+    MIN_CACHE_SECONDS,
 };
 use crate::keys::{Algorithm, HmacKeys};
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -64,15 +64,8 @@ impl EdgeFetcher {
     }
 
     async fn fetch_from_provider(&self, url: &str) -> Result<Fetched, String> {
-        let promise = host::fetch_text(url, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES)
-            .map_err(|e| format!("fetch failed: {}", describe(&e)))?;
-        let answer = wait(promise)
-            .await
-            .map_err(|e| format!("fetch failed or timed out: {}", describe(&e)))?;
-        let answer = Array::from(&answer);
-        let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
-        let cache_control = answer.get(1).as_string();
-        Fetched::from_response(status, cache_control.as_deref(), answer.get(2).as_string())
+        let promise = js_host::start_jwks_fetch(url)?;
+        js_host::fetched(wait(promise).await)
     }
 
     async fn store(&self, url: &str, fetched: &Fetched, key: &[u8]) {

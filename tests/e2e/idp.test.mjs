@@ -78,6 +78,21 @@ async function outcome(target, accessToken) {
  */
 const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 20));
 
+/**
+ * A logout Tokengate saw does not end the provider's refresh token, which
+ * never passes through Tokengate: refreshed in a later second, it gives an
+ * access token the logout does not cover. An app signing out therefore
+ * revokes its refresh token at the provider as well (RFC 7009), after which
+ * it refreshes nothing.
+ */
+async function refreshOutlivesLogoutUntilRevoked(userAgent, refreshToken) {
+  await nextSecond();
+  const refreshedAfterLogout = await userAgent.refresh(APP, refreshToken);
+  assert.equal(await outcome(gateway, refreshedAfterLogout.access_token), 200);
+  await userAgent.revoke(APP, refreshedAfterLogout.refresh_token);
+  await assert.rejects(userAgent.refresh(APP, refreshedAfterLogout.refresh_token), /invalid_grant/);
+}
+
 test("sign-in by code + PKCE: the provider's ES256 JWT access token reaches the origin with the user's identity", async () => {
   const discovery = await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json();
   assert.equal(discovery.jwks_uri, idp.jwksUri, "the gateway is configured with the provider's jwks_uri");
@@ -133,14 +148,7 @@ test("logout at Tokengate refuses the token and the access token refreshed from 
   assert.equal(await outcome(gateway, signedIn.access_token), "401 token_revoked");
   assert.equal(await outcome(gateway, refreshed.access_token), "401 token_revoked");
 
-  // Tokengate never sees the provider's refresh token, so it cannot revoke
-  // it: a refresh in a later second gives a token the logout does not
-  // cover. An app signing out revokes its refresh token at the provider too.
-  await nextSecond();
-  const refreshedAfterLogout = await userAgent.refresh(APP, refreshed.refresh_token);
-  assert.equal(await outcome(gateway, refreshedAfterLogout.access_token), 200);
-  await userAgent.revoke(APP, refreshedAfterLogout.refresh_token);
-  await assert.rejects(userAgent.refresh(APP, refreshedAfterLogout.refresh_token), /invalid_grant/);
+  await refreshOutlivesLogoutUntilRevoked(userAgent, refreshed.refresh_token);
 });
 
 test("logout at the provider arrives as a back-channel logout: the user's access token is refused, a later sign-in works", async () => {
@@ -164,16 +172,9 @@ test("logout at the provider arrives as a back-channel logout: the user's access
 
   assert.equal(await outcome(gateway, signedIn.access_token), "401 token_revoked");
 
-  // An offline_access grant outlives the provider's logout (oidc-provider
-  // revokes only grants that expire with the session): the app's refresh
-  // token still works there, and a token refreshed after the logout's second
-  // is not covered by the logout. Signing out, the app revokes its refresh
-  // token at the provider as well (RFC 7009).
-  await nextSecond();
-  const refreshedAfterLogout = await userAgent.refresh(APP, signedIn.refresh_token);
-  assert.equal(await outcome(gateway, refreshedAfterLogout.access_token), 200);
-  await userAgent.revoke(APP, refreshedAfterLogout.refresh_token);
-  await assert.rejects(userAgent.refresh(APP, refreshedAfterLogout.refresh_token), /invalid_grant/);
+  // An offline_access grant outlives the provider's logout too
+  // (oidc-provider revokes only grants that expire with the session).
+  await refreshOutlivesLogoutUntilRevoked(userAgent, signedIn.refresh_token);
 
   // Signing in again, after the logout's second, gives a token that works,
   // also once the provider's logout token is delivered again (a replay).
