@@ -11,6 +11,12 @@
 //       BENCH_SECONDS of load; prints self time by function and by part
 //       (wasm, JS glue, js/host.mjs, runtime builtins, GC, idle).
 //       Build DIR with wasm names kept to see Rust functions by name.
+//   node bench/profile.mjs cold DIR_A DIR_B [DIR_C ...]
+//       process start to the first verified 200 (BENCH_COLD starts each,
+//       default 9, interleaved), medians: A/B of cold start.
+//   node bench/profile.mjs first DIR
+//       the V8 profile of a fresh process's first request (what a cold
+//       start runs once the module is loaded), by function.
 //
 // A build directory holds index.js and index_bg.wasm (scripts/build.sh's
 // build/), or the old worker-build layout.
@@ -23,8 +29,8 @@ import { makeKeys, mint, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
 import { median } from "./lib/stats.mjs";
 
 const [mode, ...dirs] = process.argv.slice(2);
-if (!["ab", "cpu"].includes(mode) || dirs.length === 0) {
-  console.error("usage: node bench/profile.mjs ab DIR... | cpu DIR");
+if (!["ab", "cpu", "cold", "first"].includes(mode) || dirs.length === 0) {
+  console.error("usage: node bench/profile.mjs ab DIR... | cpu DIR | cold DIR... | first DIR");
   process.exit(2);
 }
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -60,7 +66,7 @@ function modulesOf(dir) {
   ];
 }
 
-async function startGateway(dir, extraArgs = []) {
+async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   const port = await freePort();
   const config = writeConfig({
     dir: work,
@@ -71,8 +77,19 @@ async function startGateway(dir, extraArgs = []) {
     port,
     compatibilityDate: "2026-11-01",
   });
+  const spawnedAt = performance.now();
   const h = await start(workerdBinary(), ["serve", config, "--experimental", ...extraArgs], { cpu: 0, name: dir });
   const url = `http://127.0.0.1:${port}`;
+  await beforeFirst();
+  if (mode === "cold" || mode === "first") {
+    // Poll every millisecond: the figure is the first verified answer.
+    for (;;) {
+      const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[0]}` } }).catch(() => null);
+      if (r?.status === 200) return { h, url, coldMs: performance.now() - spawnedAt };
+      if (performance.now() - spawnedAt > 30_000) throw new Error(`${dir}: no 200 within 30 s`);
+      await sleep(1);
+    }
+  }
   for (let i = 0; ; i++) {
     try {
       const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[0]}` } });
@@ -119,34 +136,81 @@ if (mode === "ab") {
   process.exit(0);
 }
 
-// mode === "cpu": V8 sampling profiler over the inspector protocol.
-const inspectorPort = await freePort();
-const gw = await startGateway(dirs[0], [`--inspector-addr=127.0.0.1:${inspectorPort}`]);
-const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
-const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
-await new Promise((resolve, reject) => {
-  ws.onopen = resolve;
-  ws.onerror = reject;
-});
-let nextId = 1;
-const pending = new Map();
-ws.onmessage = (event) => {
-  const message = JSON.parse(event.data);
-  pending.get(message.id)?.(message);
-};
-const send = (method, params = {}) =>
-  new Promise((resolve) => {
-    const id = nextId++;
-    pending.set(id, resolve);
-    ws.send(JSON.stringify({ id, method, params }));
+if (mode === "cold") {
+  const starts = Number(process.env.BENCH_COLD ?? 9);
+  const ms = dirs.map(() => []);
+  for (let round = 0; round < starts; round++) {
+    for (let k = 0; k < dirs.length; k++) {
+      const i = (k + round) % dirs.length;
+      const gw = await startGateway(dirs[i]);
+      ms[i].push(gw.coldMs);
+      await gw.h.stop();
+    }
+  }
+  const base = median(ms[0]);
+  console.log(`\ncold start (process start to the first verified 200), ${starts} interleaved starts (median, min-max):`);
+  dirs.forEach((dir, i) => {
+    const m = median(ms[i]);
+    console.log(`  ${dir.padEnd(40)} ${m.toFixed(1).padStart(6)} ms (${Math.min(...ms[i]).toFixed(1)}-${Math.max(...ms[i]).toFixed(1)})  ${(m - base >= 0 ? "+" : "")}${(m - base).toFixed(1)} ms`);
   });
-await send("Profiler.enable");
-await send("Profiler.setSamplingInterval", { interval: 50 });
-await wrk({ url: gw.url, script, seconds: 1, cpu: 1 });
-await send("Profiler.start");
-const load = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
-const { result } = await send("Profiler.stop");
-ws.close();
+  process.exit(0);
+}
+
+// Modes "cpu" and "first": V8's sampling profiler over the inspector protocol.
+async function inspector(port) {
+  let targets;
+  for (let i = 0; ; i++) {
+    try {
+      targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+      if (targets.length > 0) break;
+      await sleep(1);
+    } catch (e) {
+      if (i > 3000) throw e;
+      await sleep(1);
+    }
+  }
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  let nextId = 1;
+  const pending = new Map();
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    pending.get(message.id)?.(message);
+  };
+  const send = (method, params = {}) =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      pending.set(id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: mode === "first" ? 20 : 50 });
+  return { ws, send };
+}
+
+const inspectorPort = await freePort();
+let session;
+let load;
+let result;
+if (mode === "first") {
+  await startGateway(dirs[0], [`--inspector-addr=127.0.0.1:${inspectorPort}`], async () => {
+    session = await inspector(inspectorPort);
+    await session.send("Profiler.start");
+  });
+  ({ result } = await session.send("Profiler.stop"));
+  load = { requests: 1 };
+} else {
+  const gw = await startGateway(dirs[0], [`--inspector-addr=127.0.0.1:${inspectorPort}`]);
+  session = await inspector(inspectorPort);
+  await wrk({ url: gw.url, script, seconds: 1, cpu: 1 });
+  await session.send("Profiler.start");
+  load = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
+  ({ result } = await session.send("Profiler.stop"));
+}
+session.ws.close();
 
 const profile = result.profile;
 const self = new Map();
@@ -174,7 +238,7 @@ for (const [id, n] of counts) {
   parts.set(p, (parts.get(p) ?? 0) + n);
 }
 const perReq = (n) => ((n / total) * (profile.endTime - profile.startTime)) / load.requests;
-console.log(`\n${load.requests} requests in ${SECONDS} s; ${total} samples; µs of wall time per request by part (idle included):`);
+console.log(`\n${load.requests} requests${mode === "first" ? " (the first)" : ` in ${SECONDS} s`}; ${total} samples; µs of wall time per request by part (idle included):`);
 for (const [p, n] of [...parts].sort((a, b) => b[1] - a[1])) console.log(`  ${perReq(n).toFixed(1).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${p}`);
 console.log("\ntop functions by self time:");
 for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`  ${perReq(n).toFixed(2).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${k}`);

@@ -32,6 +32,9 @@ pub struct Config {
     pub max_token_age_seconds: Option<u64>,
     pub required_typ: Option<String>,
     pub max_token_bytes: usize,
+    /// `REFUSAL_LOG_PER_SECOND`: refusal lines an isolate writes per second
+    /// at most ([`crate::error::RefusalLog`]).
+    pub refusal_log_per_second: u32,
     pub token_cookie: Option<String>,
     /// `Path` and `Domain` the token cookie was set with, so that logout can
     /// clear exactly that cookie.
@@ -527,6 +530,18 @@ impl Config {
                 })?,
         };
 
+        let refusal_log_per_second = match get("REFUSAL_LOG_PER_SECOND") {
+            None => crate::error::DEFAULT_REFUSAL_LOG_PER_SECOND,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    invalid("REFUSAL_LOG_PER_SECOND", "must be a number, 1 to 1000000")
+                })?,
+        };
+
         let max_token_bytes = match get("JWT_MAX_TOKEN_BYTES") {
             None => DEFAULT_MAX_TOKEN_BYTES,
             Some(v) => v
@@ -697,6 +712,7 @@ impl Config {
             leeway_seconds,
             required_typ: get("JWT_TYP").map(|t| t.trim().to_owned()),
             max_token_bytes,
+            refusal_log_per_second,
             token_cookie,
             token_cookie_path: get("TOKEN_COOKIE_PATH")
                 .map_or_else(|| "/".to_owned(), |p| p.trim().to_owned()),
@@ -752,6 +768,22 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn refusal_log_limit_defaults_to_100_per_second_and_refuses_nonsense() {
+        let secret = ("JWT_SECRET", TEST_SECRET);
+        let limit = |value: Option<&str>| {
+            let mut pairs = vec![secret];
+            pairs.extend(value.map(|v| ("REFUSAL_LOG_PER_SECOND", v)));
+            config_with(&pairs).map(|c| c.refusal_log_per_second)
+        };
+        assert_eq!(limit(None), Ok(100));
+        assert_eq!(limit(Some(" 5000 ")), Ok(5000));
+        for bad in ["0", "-1", "1000001", "many"] {
+            let err = limit(Some(bad)).unwrap_err();
+            assert_eq!(err.setting, "REFUSAL_LOG_PER_SECOND", "{bad:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! every failure response the gateway sends; codes are a stable contract
 //! (README, "Errors") that clients switch on.
 
+use std::cell::Cell;
+
 use serde::Serialize;
 
 /// Every way a request can fail. The description never contains a secret,
@@ -305,6 +307,69 @@ pub fn refusal_log_line(reply: &Reply, method: &str, path: &str) -> Option<Strin
     .ok()
 }
 
+/// `REFUSAL_LOG_PER_SECOND`'s default.
+pub const DEFAULT_REFUSAL_LOG_PER_SECOND: u32 = 100;
+
+/// An isolate's refusal log: at most `per_second` refusal lines in each
+/// whole second; the refusals over that are counted, and the count is
+/// written as one line, `{"tokengate":"refusals_not_logged","count":N,...}`,
+/// with the next line after that second. A flood of bad tokens thus costs
+/// neither a log line each (a `console.warn` was about half of what a
+/// refusal cost, docs/performance.md) nor a log bill per request, and
+/// ordinary refusals are all logged.
+pub struct RefusalLog {
+    per_second: u32,
+    second: Cell<f64>,
+    written: Cell<u32>,
+    unlogged: Cell<u64>,
+}
+
+impl RefusalLog {
+    pub fn new(per_second: u32) -> RefusalLog {
+        RefusalLog {
+            per_second,
+            second: Cell::new(f64::NAN),
+            written: Cell::new(0),
+            unlogged: Cell::new(0),
+        }
+    }
+
+    /// What to log for `reply` at `now` (seconds): the count of the
+    /// refusals left out in an earlier second, if any, then the refusal's
+    /// own line ([`refusal_log_line`]) unless this second's lines are used up.
+    pub fn lines(&self, reply: &Reply, method: &str, path: &str, now: f64) -> Vec<String> {
+        let mut lines: Vec<String> = self.summary(now).into_iter().collect();
+        if reply.status >= 400 {
+            if self.written.get() < self.per_second {
+                self.written.set(self.written.get() + 1);
+                lines.extend(refusal_log_line(reply, method, path));
+            } else {
+                self.unlogged.set(self.unlogged.get() + 1);
+            }
+        }
+        lines
+    }
+
+    /// Starts a new second when `now` is in one, and returns the line
+    /// counting the refusals the last one left out. Called for forwarded
+    /// requests too, so the count appears even when refusals stop.
+    pub fn summary(&self, now: f64) -> Option<String> {
+        let second = now.floor();
+        if second == self.second.get() {
+            return None;
+        }
+        self.second.set(second);
+        self.written.set(0);
+        let unlogged = self.unlogged.replace(0);
+        (unlogged > 0).then(|| {
+            format!(
+                "{{\"tokengate\":\"refusals_not_logged\",\"count\":{unlogged},\"limit_per_second\":{}}}",
+                self.per_second
+            )
+        })
+    }
+}
+
 impl std::fmt::Display for GateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.code())
@@ -359,6 +424,48 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_log_writes_at_most_its_limit_per_second_and_counts_the_rest() {
+        let log = RefusalLog::new(2);
+        let refused = GateError::TokenRevoked.to_reply();
+        let at = |now: f64| log.lines(&refused, "GET", "/x", now);
+        assert_eq!(at(100.0).len(), 1);
+        assert_eq!(at(100.5).len(), 1);
+        assert!(
+            at(100.9).is_empty(),
+            "the third line of a second is left out"
+        );
+        assert!(at(100.99).is_empty());
+        // The next second: the count of the two left out, then the line.
+        let next = at(101.2);
+        assert_eq!(next.len(), 2);
+        let summary: serde_json::Value = serde_json::from_str(&next[0]).unwrap();
+        assert_eq!(
+            summary,
+            serde_json::json!({"tokengate": "refusals_not_logged", "count": 2, "limit_per_second": 2})
+        );
+        assert!(next[1].contains("token_revoked"));
+        // The count is reported once only.
+        assert_eq!(at(102.0).len(), 1);
+    }
+
+    #[test]
+    fn refusal_log_reports_the_count_on_a_forwarded_request_and_ignores_successes() {
+        let log = RefusalLog::new(1);
+        let refused = GateError::SignatureInvalid.to_reply();
+        assert_eq!(log.lines(&refused, "GET", "/", 7.0).len(), 1);
+        assert!(log.lines(&refused, "GET", "/", 7.0).is_empty());
+        assert!(log
+            .lines(&Reply::json(200, &()), "GET", "/", 7.5)
+            .is_empty());
+        assert_eq!(log.summary(7.9), None, "still the same second");
+        let summary = log
+            .summary(8.0)
+            .expect("the count, once the second is over");
+        assert!(summary.contains(r#""count":1"#), "{summary}");
+        assert_eq!(log.summary(9.0), None);
+    }
 
     #[test]
     fn missing_token_challenge_has_no_error_attribute() {

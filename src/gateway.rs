@@ -81,6 +81,18 @@ pub struct Gateway<'a, F, V, S> {
     pub store: &'a S,
 }
 
+/// A rarely taken branch's future, boxed so that the compiler cannot inline
+/// it into the per-request state machine. Inlined, every route's code sat in
+/// one 80 KB wasm function that the first request of an isolate had to
+/// compile whole before it could run (wasm is compiled lazily, function by
+/// function): the cold start paid for routes it did not take. One allocation
+/// on a route that also writes to KV is nothing.
+pub(crate) fn out_of_line<'a, T>(
+    future: impl std::future::Future<Output = T> + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>> {
+    Box::pin(future)
+}
+
 impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
     pub async fn decide(&self, req: &Incoming<'_>, now: NumericDate) -> Decision {
         let config = self.config;
@@ -139,8 +151,12 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
                 .authenticate_for(req, now, strict)
                 .await
                 .map(|v| Decision::Forward(Some(v))),
-            Route::Logout => self.logout(req, now).await.map(Decision::Reply),
-            Route::LogoutAll => self.logout_all(req, now).await.map(Decision::Reply),
+            Route::Logout => out_of_line(self.logout(req, now))
+                .await
+                .map(Decision::Reply),
+            Route::LogoutAll => out_of_line(self.logout_all(req, now))
+                .await
+                .map(Decision::Reply),
             Route::AdminRevoke | Route::AdminIntrospect => {
                 let action = if route == Route::AdminRevoke {
                     AdminAction::Revoke
@@ -192,7 +208,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
     ) -> Result<Verified, Refusal> {
         let verified = self.authenticate(req, now).await?;
         if strict {
-            self.check_strictly(&verified).await?;
+            out_of_line(self.check_strictly(&verified)).await?;
         }
         Ok(verified)
     }

@@ -16,7 +16,7 @@ use crate::admin::{self, AdminAction};
 use crate::backchannel;
 use crate::clock::NumericDate;
 use crate::error::{GateError, Refusal, Reply};
-use crate::gateway::{Decision, Gateway, Incoming};
+use crate::gateway::{out_of_line, Decision, Gateway, Incoming};
 use crate::keyring::JwksFetcher;
 use crate::keys::SignatureVerifier;
 use crate::origin_revoke::{self, Directive};
@@ -157,7 +157,7 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
                     content_encoding: body.content_encoding,
                     bytes: body.bytes,
                 };
-                match self.refresh(req, refresh_body, now).await {
+                match out_of_line(self.refresh(req, refresh_body, now)).await {
                     // Forwarded with the very bytes the token was read from.
                     Ok(verified) => Step::Forward(Forward {
                         verified: Some(verified),
@@ -168,17 +168,25 @@ impl<F: JwksFetcher, V: SignatureVerifier, S: SpendStore> Gateway<'_, F, V, S> {
                 }
             }
             Pending::Admin(action) => Step::Reply(
-                admin::handle(action, body.bytes, config, verification, store, now).await,
+                out_of_line(admin::handle(
+                    action,
+                    body.bytes,
+                    config,
+                    verification,
+                    store,
+                    now,
+                ))
+                .await,
             ),
             Pending::Backchannel => {
-                let handled = backchannel::handle(
+                let handled = out_of_line(backchannel::handle(
                     body.content_type,
                     body.bytes,
                     config,
                     verification,
                     store,
                     now,
-                )
+                ))
                 .await;
                 Step::Reply(match handled {
                     Ok((reply, _)) => reply,

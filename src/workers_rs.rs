@@ -41,7 +41,7 @@ use worker::{Context, Delay, Env, Headers, KvStore, Request, Response, ResponseB
 
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{refusal_log_line, GateError, Refusal, Reply};
+use crate::error::{GateError, Refusal, RefusalLog, Reply, DEFAULT_REFUSAL_LOG_PER_SECOND};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, split_url};
@@ -84,6 +84,7 @@ fn now() -> NumericDate {
 struct Isolate {
     config: Result<Rc<Config>, GateError>,
     keyring: Keyring,
+    refusal_log: RefusalLog,
 }
 
 impl Isolate {
@@ -137,9 +138,13 @@ impl Gate {
         if setting(env, "JWKS_CACHE_KEY").is_some() {
             warn("tokengate: JWKS_CACHE_KEY is ignored by the workers-rs feature; each isolate keeps its own key set copy");
         }
+        let per_second = config
+            .as_ref()
+            .map_or(DEFAULT_REFUSAL_LOG_PER_SECOND, |c| c.refusal_log_per_second);
         Gate(Rc::new(Isolate {
             config: config.map(Rc::new).map_err(|_| GateError::Misconfigured),
             keyring: Keyring::default(),
+            refusal_log: RefusalLog::new(per_second),
         }))
     }
 
@@ -197,8 +202,13 @@ impl Gate {
             warn(&format!("tokengate: {warning}"));
         }
         match outcome {
-            Ok(Passing::Reply(reply)) => respond(&reply, &method, &path).map(Checked::Answered),
+            Ok(Passing::Reply(reply)) => {
+                respond(&reply, &method, &path, &self.0.refusal_log).map(Checked::Answered)
+            }
             Ok(Passing::Forward(forward, store)) => {
+                if let Some(line) = self.0.refusal_log.summary(now()) {
+                    warn(&line);
+                }
                 let identity = forward
                     .verified
                     .as_ref()
@@ -220,7 +230,8 @@ impl Gate {
                     },
                 })))
             }
-            Err(refusal) => respond(&refusal.to_reply(), &method, &path).map(Checked::Answered),
+            Err(refusal) => respond(&refusal.to_reply(), &method, &path, &self.0.refusal_log)
+                .map(Checked::Answered),
         }
     }
 
@@ -339,7 +350,12 @@ impl After {
         };
         match record_in_background(self.gate.clone(), record, self.store, ctx).await {
             Ok(()) => Ok(response),
-            Err(refusal) => respond(&refusal.to_reply(), &self.method, &self.path),
+            Err(refusal) => respond(
+                &refusal.to_reply(),
+                &self.method,
+                &self.path,
+                &self.gate.0.refusal_log,
+            ),
         }
     }
 }
@@ -389,9 +405,9 @@ async fn record_in_background(
 }
 
 /// Tokengate's own reply as a `Response`; a refusal is logged as the
-/// standalone gateway logs it ([`refusal_log_line`]).
-fn respond(reply: &Reply, method: &str, path: &str) -> worker::Result<Response> {
-    if let Some(line) = refusal_log_line(reply, method, path) {
+/// standalone gateway logs it ([`RefusalLog::lines`]).
+fn respond(reply: &Reply, method: &str, path: &str, log: &RefusalLog) -> worker::Result<Response> {
+    for line in log.lines(reply, method, path, now()) {
         warn(&line);
     }
     let headers = Headers::new();

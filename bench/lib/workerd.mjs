@@ -93,13 +93,17 @@ export function writeConfig({ dir, name, modules, vars = {}, kvPort, port, compa
     `(name = "loopback", network = (allow = ["local"]))`,
   ];
   if (kvPort) services.push(`(name = "kv", external = (address = "127.0.0.1:${kvPort}", http = ()))`);
+  // BENCH_V8_FLAGS (space-separated): V8 flags for diagnosis only, e.g. to see
+  // what wasm compilation costs at cold start. Never set for reported figures.
+  const flags = (process.env.BENCH_V8_FLAGS ?? "").split(" ").filter(Boolean);
+  const v8Flags = flags.length ? `\n  v8Flags = [ ${flags.map(text).join(", ")} ],` : "";
   const config = `using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [
     ${services.join(",\n    ")}
   ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],${v8Flags}
 );
 
 const mainWorker :Workerd.Worker = (

@@ -24,7 +24,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{refusal_log_line, GateError, Refusal, Reply};
+use crate::error::{GateError, Refusal, RefusalLog, Reply, DEFAULT_REFUSAL_LOG_PER_SECOND};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, origin_target, split_url};
@@ -48,6 +48,7 @@ struct Isolate {
     config: Result<Rc<Config>, GateError>,
     keyring: Keyring,
     fetcher: EdgeFetcher,
+    refusal_log: RefusalLog,
 }
 
 impl Isolate {
@@ -99,7 +100,11 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
                     .for_each(|w| host::warn(&format!("tokengate: {w}"))),
                 Err(e) => host::error(&format!("tokengate misconfigured: {e}")),
             }
+            let per_second = config
+                .as_ref()
+                .map_or(DEFAULT_REFUSAL_LOG_PER_SECOND, |c| c.refusal_log_per_second);
             Rc::new(Isolate {
+                refusal_log: RefusalLog::new(per_second),
                 config: config.map(Rc::new).map_err(|_| GateError::Misconfigured),
                 keyring: Keyring::default(),
                 fetcher: EdgeFetcher {
@@ -156,10 +161,16 @@ pub fn handle(
         for warning in isolate.keyring.take_warnings() {
             host::warn(&format!("tokengate: {warning}"));
         }
+        let log = &isolate.refusal_log;
         match outcome {
-            Ok(Answer::Origin(response)) => response,
-            Ok(Answer::Ours(reply)) => respond(&reply, &method, path),
-            Err(refusal) => respond(&refusal.to_reply(), &method, path),
+            Ok(Answer::Origin(response)) => {
+                if let Some(line) = log.summary(now()) {
+                    host::warn(&line);
+                }
+                response
+            }
+            Ok(Answer::Ours(reply)) => respond(&reply, &method, path, log),
+            Err(refusal) => respond(&refusal.to_reply(), &method, path, log),
         }
         .into()
     })
@@ -172,11 +183,11 @@ enum Answer {
 }
 
 /// Our own reply as a `Response`. A refusal (status 400 or above) is logged
-/// as one structured JSON line ([`refusal_log_line`]): code, method, path
-/// without the query, and the token's ID and `sub` only when its signature
-/// verified; never the token.
-fn respond(reply: &Reply, method: &str, path: &str) -> Response {
-    if let Some(line) = refusal_log_line(reply, method, path) {
+/// as one structured JSON line ([`crate::error::refusal_log_line`]): code,
+/// method, path without the query, and the token's ID and `sub` only when
+/// its signature verified; never the token. `log` bounds how many.
+fn respond(reply: &Reply, method: &str, path: &str, log: &RefusalLog) -> Response {
+    for line in log.lines(reply, method, path, now()) {
         host::warn(&line);
     }
     let headers = reply

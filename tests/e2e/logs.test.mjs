@@ -24,6 +24,7 @@ let config;
 let live; // gateway in front of a live origin, KV through kv-probe
 let deadOrigin; // gateway in front of a closed port, KV through kv-probe
 let probe;
+let limited; // gateway allowed three refusal lines per second (REFUSAL_LOG_PER_SECOND)
 /** Every token a request carried; none may show up in a log line. */
 const tokens = new Set();
 
@@ -37,6 +38,7 @@ before(async () => {
       workers: [
         probedGatewayWorker(wrangler, "gw-live", config),
         probedGatewayWorker(wrangler, "gw-dead-origin", { ...config, ORIGIN_URL: await closedPortUrl() }),
+        probedGatewayWorker(wrangler, "gw-limited", { ...config, REFUSAL_LOG_PER_SECOND: "3" }),
         kvProbeWorker(wrangler),
       ],
     }),
@@ -45,6 +47,7 @@ before(async () => {
   const call = (worker) => (pathname, init = {}) => worker.fetch(`https://gateway.test${pathname}`, { redirect: "manual", ...init });
   live = call(await mf.getWorker("gw-live"));
   deadOrigin = call(await mf.getWorker("gw-dead-origin"));
+  limited = call(await mf.getWorker("gw-limited"));
   const probeWorker = await mf.getWorker("kv-probe");
   probe = async (action) => (await probeWorker.fetch(`https://probe.test/${action}`)).json();
 });
@@ -134,6 +137,32 @@ test("a refused token: one structured line with the error code, without the toke
     assert.ok(refused[0].line.includes('"tokengate":"refused"'), refused[0].line);
     assert.ok(Object.values(refused[0].parsed).includes(code), `${code} in ${refused[0].line}`);
   }
+});
+
+test("a flood of refusals: at most REFUSAL_LOG_PER_SECOND lines a second, and one line counting the rest", async () => {
+  const forged = await token({ secret: OTHER_SECRET });
+  const mark = captured.length;
+  const flood = 12;
+  const answers = await Promise.all(
+    Array.from({ length: flood }, (_, i) => send(limited, `/flood/${i}`, { headers: bearer(forged) })),
+  );
+  for (const answer of answers) assert.deepEqual(answer, { status: 401, error: "signature_invalid" }, "every request is still refused");
+  // A request in a later second reports the count (here a forwarded one).
+  await new Promise((r) => setTimeout(r, 1_100));
+  const valid = await token();
+  assert.equal((await limited("/api/after-flood", { headers: bearer(valid) })).status, 200);
+  const counted = (lines) => lines
+    .filter((m) => m.includes('"refusals_not_logged"'))
+    .map((m) => JSON.parse(m.slice(m.indexOf("{"))));
+  const logged = (lines) => refusedLines(lines).filter((r) => r.parsed.path.startsWith("/flood/"));
+  const lines = await linesSince(mark, (l) => logged(l).length + counted(l).reduce((n, c) => n + c.count, 0) >= flood);
+  const written = logged(lines).length;
+  const summaries = counted(lines);
+  // The flood may straddle a second boundary: three lines in each second at most.
+  assert.ok(written >= 3 && written <= 6, `3 to 6 refusal lines, got ${written}:\n${lines.join("\n")}`);
+  assert.ok(summaries.length >= 1, `a refusals_not_logged line:\n${lines.join("\n")}`);
+  for (const s of summaries) assert.equal(s.limit_per_second, 3);
+  assert.equal(written + summaries.reduce((n, s) => n + s.count, 0), flood, "every refusal is either logged or counted");
 });
 
 test("a KV outage on a request: logged without the query string or the token", async () => {
