@@ -289,7 +289,7 @@ pub fn refusal_log_line(reply: &Reply, method: &str, path: &str) -> Option<Strin
         #[serde(skip_serializing_if = "Option::is_none")]
         sub: Option<&'a str>,
     }
-    if reply.status < 400 {
+    if !reply.is_refusal() {
         return None;
     }
     // Only ever the path: a query string never reaches a log line.
@@ -325,9 +325,11 @@ pub struct RefusalLog {
 }
 
 impl RefusalLog {
-    pub fn new(per_second: u32) -> RefusalLog {
+    /// `per_second` is the configuration's `REFUSAL_LOG_PER_SECOND`;
+    /// `None` (a configuration that failed) takes the default.
+    pub fn new(per_second: Option<u32>) -> RefusalLog {
         RefusalLog {
-            per_second,
+            per_second: per_second.unwrap_or(DEFAULT_REFUSAL_LOG_PER_SECOND),
             second: Cell::new(f64::NAN),
             written: Cell::new(0),
             unlogged: Cell::new(0),
@@ -339,7 +341,7 @@ impl RefusalLog {
     /// own line ([`refusal_log_line`]) unless this second's lines are used up.
     pub fn lines(&self, reply: &Reply, method: &str, path: &str, now: f64) -> Vec<String> {
         let mut lines: Vec<String> = self.summary(now).into_iter().collect();
-        if reply.status >= 400 {
+        if reply.is_refusal() {
             if self.written.get() < self.per_second {
                 self.written.set(self.written.get() + 1);
                 lines.extend(refusal_log_line(reply, method, path));
@@ -398,6 +400,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A refusal is one of the gateway's own replies with status 400 or
+    /// above: what is logged, one line each (within [`RefusalLog`]'s limit).
+    pub fn is_refusal(&self) -> bool {
+        self.status >= 400
+    }
+
     pub fn json(status: u16, body: &impl Serialize) -> Reply {
         Reply {
             status,
@@ -427,7 +435,7 @@ mod tests {
 
     #[test]
     fn refusal_log_writes_at_most_its_limit_per_second_and_counts_the_rest() {
-        let log = RefusalLog::new(2);
+        let log = RefusalLog::new(Some(2));
         let refused = GateError::TokenRevoked.to_reply();
         let at = |now: f64| log.lines(&refused, "GET", "/x", now);
         assert_eq!(at(100.0).len(), 1);
@@ -452,7 +460,7 @@ mod tests {
 
     #[test]
     fn refusal_log_reports_the_count_on_a_forwarded_request_and_ignores_successes() {
-        let log = RefusalLog::new(1);
+        let log = RefusalLog::new(Some(1));
         let refused = GateError::SignatureInvalid.to_reply();
         assert_eq!(log.lines(&refused, "GET", "/", 7.0).len(), 1);
         assert!(log.lines(&refused, "GET", "/", 7.0).is_empty());

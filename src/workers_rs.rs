@@ -41,7 +41,7 @@ use worker::{Context, Delay, Env, Headers, KvStore, Request, Response, ResponseB
 
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{GateError, Refusal, RefusalLog, Reply, DEFAULT_REFUSAL_LOG_PER_SECOND};
+use crate::error::{GateError, Refusal, RefusalLog, Reply};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, split_url};
@@ -138,13 +138,10 @@ impl Gate {
         if setting(env, "JWKS_CACHE_KEY").is_some() {
             warn("tokengate: JWKS_CACHE_KEY is ignored by the workers-rs feature; each isolate keeps its own key set copy");
         }
-        let per_second = config
-            .as_ref()
-            .map_or(DEFAULT_REFUSAL_LOG_PER_SECOND, |c| c.refusal_log_per_second);
         Gate(Rc::new(Isolate {
+            refusal_log: RefusalLog::new(config.as_ref().ok().map(|c| c.refusal_log_per_second)),
             config: config.map(Rc::new).map_err(|_| GateError::Misconfigured),
             keyring: Keyring::default(),
-            refusal_log: RefusalLog::new(per_second),
         }))
     }
 

@@ -24,7 +24,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::clock::NumericDate;
 use crate::config::Config;
-use crate::error::{GateError, Refusal, RefusalLog, Reply, DEFAULT_REFUSAL_LOG_PER_SECOND};
+use crate::error::{GateError, Refusal, RefusalLog, Reply};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
 use crate::headers::{identity_headers, origin_target, split_url};
@@ -100,11 +100,10 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
                     .for_each(|w| host::warn(&format!("tokengate: {w}"))),
                 Err(e) => host::error(&format!("tokengate misconfigured: {e}")),
             }
-            let per_second = config
-                .as_ref()
-                .map_or(DEFAULT_REFUSAL_LOG_PER_SECOND, |c| c.refusal_log_per_second);
             Rc::new(Isolate {
-                refusal_log: RefusalLog::new(per_second),
+                refusal_log: RefusalLog::new(
+                    config.as_ref().ok().map(|c| c.refusal_log_per_second),
+                ),
                 config: config.map(Rc::new).map_err(|_| GateError::Misconfigured),
                 keyring: Keyring::default(),
                 fetcher: EdgeFetcher {
