@@ -9,3 +9,20 @@
 # differs); it only grows, and deleting it costs one slow run.
 : "${CARGO_TARGET_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/tokengate/target}"
 export CARGO_TARGET_DIR
+
+# Cargo decides that a path package is fresh by comparing its files' mtimes
+# with what it built last. A cache shared by clones at different paths can
+# thus look fresh to a working tree whose files are older than another
+# clone's build, and hand it that clone's artifacts (and the absolute path
+# wasm-bindgen embeds for js/host.mjs). So when the cache was last used from
+# another directory, this project's own crates are forgotten and compiled
+# again; the dependencies, which come from the registry, are kept. (Two
+# clones building at the same moment still share one cache: run them one
+# after the other.)
+_tokengate_source="$CARGO_TARGET_DIR/.tokengate-source"
+if [ "$(cat "$_tokengate_source" 2>/dev/null)" != "$PWD" ]; then
+  mkdir -p "$CARGO_TARGET_DIR"
+  find "$CARGO_TARGET_DIR" -path '*/.fingerprint/tokengate*' -prune -exec rm -rf {} + 2>/dev/null || true
+  printf '%s\n' "$PWD" > "$_tokengate_source"
+fi
+unset _tokengate_source
