@@ -241,5 +241,5 @@ const perReq = (n) => ((n / total) * (profile.endTime - profile.startTime)) / lo
 console.log(`\n${load.requests} requests${mode === "first" ? " (the first)" : ` in ${SECONDS} s`}; ${total} samples; µs of wall time per request by part (idle included):`);
 for (const [p, n] of [...parts].sort((a, b) => b[1] - a[1])) console.log(`  ${perReq(n).toFixed(1).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${p}`);
 console.log("\ntop functions by self time:");
-for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`  ${perReq(n).toFixed(2).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${k}`);
+for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.BENCH_TOP ?? 40))) console.log(`  ${perReq(n).toFixed(2).padStart(7)} µs  ${((100 * n) / total).toFixed(1).padStart(5)} %  ${k}`);
 process.exit(0);

@@ -163,8 +163,8 @@ export async function verifySignature(alg, jwkText, signature, data) {
 /**
  * Sends the request on: same method, headers and streamed body (or the
  * `buffered` copy of a body the core had to read), client
- * `X-Auth-*` removed, the verified identity added (`identity` is a flat
- * [name, value, ...] list), redirects passed back rather than followed.
+ * `X-Auth-*` removed, the verified identity added (`identity`: header
+ * lines, see `addLines`), redirects passed back rather than followed.
  * Resolves to [response, revoke]: `revoke` is the origin's
  * `Tokengate-Revoke` value (or null), and `response` never carries that
  * header. Responses from fetch have immutable headers, so a copy (same
@@ -176,7 +176,7 @@ export async function forward(request, target, identity, withBody, buffered) {
   for (const name of request.headers.keys()) {
     if (spoofedIdentity.test(name)) headers.delete(name);
   }
-  for (let i = 0; i < identity.length; i += 2) headers.set(identity[i], identity[i + 1]);
+  addLines(headers, identity, true);
   const response = await fetch(target, {
     method: request.method,
     headers,
@@ -195,10 +195,24 @@ export function header(request, name) {
   return request.headers.get(name) ?? undefined;
 }
 
-/** A response of the gateway's own; `headers` is a flat [name, value, ...] list. */
+/**
+ * Adds header pairs given as one string, `name\nvalue\nname\nvalue...`
+ * (src/headers.rs `header_lines`, which never lets a `\n` inside a name or
+ * value through): one string crosses from wasm instead of two per header.
+ */
+function addLines(headers, lines, replace) {
+  if (lines === "") return;
+  const parts = lines.split("\n");
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    if (replace) headers.set(parts[i], parts[i + 1]);
+    else headers.append(parts[i], parts[i + 1]);
+  }
+}
+
+/** A response of the gateway's own; `headers`: header lines (`addLines`). */
 export function reply(status, body, headers) {
   const out = new Headers();
-  for (let i = 0; i < headers.length; i += 2) out.append(headers[i], headers[i + 1]);
+  addLines(out, headers, false);
   // 204 and 304 must not have a body, not even an empty one.
   return new Response(status === 204 || status === 304 ? null : body, { status, headers: out });
 }

@@ -42,7 +42,8 @@ fn bearer(header: &str) -> Option<Result<&str, GateError>> {
         return None;
     }
     let token = rest.trim();
-    if token.is_empty() || token.contains([' ', ',']) {
+    // Bytes, not chars: a char search decodes UTF-8 all along the token.
+    if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b',') {
         // Several Authorization headers are joined with ", " by the runtime.
         return Some(Err(GateError::TokenMalformed));
     }

@@ -83,12 +83,13 @@ extern "C" {
     pub fn forward(
         request: &Request,
         target: &str,
-        identity: Vec<String>,
+        identity: &str,
         with_body: bool,
         buffered: Option<Vec<u8>>,
     ) -> Result<Promise, JsValue>;
 
-    pub fn reply(status: u16, body: &str, headers: Vec<String>) -> Response;
+    /// `headers`: [`crate::headers::header_lines`].
+    pub fn reply(status: u16, body: &str, headers: &str) -> Response;
 
     /// One header of the client's request.
     pub fn header(request: &Request, name: &str) -> Option<String>;

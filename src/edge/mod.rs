@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::error::{GateError, Refusal, RefusalLog, Reply};
 use crate::form;
 use crate::gateway::{Gateway, Incoming};
-use crate::headers::{identity_headers, origin_target, split_url};
+use crate::headers::{header_lines, identity_headers, origin_target, split_url};
 use crate::js_value::{describe, setting};
 use crate::keyring::Keyring;
 use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
@@ -46,6 +46,9 @@ fn now() -> NumericDate {
 /// What an isolate works out once: vars and secrets are fixed for its life.
 struct Isolate {
     config: Result<Rc<Config>, GateError>,
+    /// The bindings, looked up once: each lookup is a crossing into JS and
+    /// a property read there, on every request otherwise.
+    store: Result<KvRevocations, GateError>,
     keyring: Keyring,
     fetcher: EdgeFetcher,
     refusal_log: RefusalLog,
@@ -100,7 +103,12 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
                     .for_each(|w| host::warn(&format!("tokengate: {w}"))),
                 Err(e) => host::error(&format!("tokengate misconfigured: {e}")),
             }
+            let store = KvRevocations::from_env(
+                env,
+                config.as_ref().is_ok_and(|c| c.needs_session_objects()),
+            );
             Rc::new(Isolate {
+                store,
                 refusal_log: RefusalLog::new(
                     config.as_ref().ok().map(|c| c.refusal_log_per_second),
                 ),
@@ -142,7 +150,6 @@ pub fn handle(
                     isolate: &isolate,
                     config,
                     request: &request,
-                    env: &env,
                     ctx: &ctx,
                 };
                 let incoming = Incoming {
@@ -189,12 +196,13 @@ fn respond(reply: &Reply, method: &str, path: &str, log: &RefusalLog) -> Respons
     for line in log.lines(reply, method, path, now()) {
         host::warn(&line);
     }
-    let headers = reply
-        .headers
-        .iter()
-        .flat_map(|(name, value)| [name.clone(), value.clone()])
-        .collect();
-    host::reply(reply.status, &reply.body, headers)
+    let headers = header_lines(
+        reply
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    host::reply(reply.status, &reply.body, &headers)
 }
 
 /// One request's view of the isolate.
@@ -202,7 +210,6 @@ struct Call<'a> {
     isolate: &'a Rc<Isolate>,
     config: &'a Rc<Config>,
     request: &'a Request,
-    env: &'a JsValue,
     ctx: &'a JsValue,
 }
 
@@ -211,7 +218,7 @@ impl Call<'_> {
     async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Answer, Refusal> {
         let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
         let incoming = Incoming { path, ..incoming };
-        let store = KvRevocations::from_env(self.env, self.config.needs_session_objects())?;
+        let store = self.isolate.store.clone()?;
         let verification = self.isolate.verification();
         let gateway = Gateway {
             config: self.config,
@@ -292,17 +299,14 @@ impl Call<'_> {
         with_body: bool,
         buffered_body: Option<Vec<u8>>,
     ) -> Result<(Response, Option<String>), GateError> {
-        let identity = identity
-            .into_iter()
-            .flat_map(|(name, value)| [name.to_owned(), value])
-            .collect();
+        let identity = header_lines(identity.iter().map(|(name, value)| (*name, value.as_str())));
         let unreachable = |e: JsValue| {
             // The target may carry a query string; log only scheme, host and path.
             let shown = target.split('?').next().unwrap_or_default();
             host::error(&format!("origin unreachable at {shown}: {}", describe(&e)));
             GateError::OriginUnreachable
         };
-        let promise = host::forward(self.request, target, identity, with_body, buffered_body)
+        let promise = host::forward(self.request, target, &identity, with_body, buffered_body)
             .map_err(unreachable)?;
         let answer = Array::from(&wait(promise).await.map_err(unreachable)?);
         Ok((answer.get(0).unchecked_into(), answer.get(1).as_string()))
