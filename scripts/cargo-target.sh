@@ -18,11 +18,15 @@ export CARGO_TARGET_DIR
 # another directory, this project's own crates are forgotten and compiled
 # again; the dependencies, which come from the registry, are kept. (Two
 # clones building at the same moment still share one cache: run them one
-# after the other.)
+# after the other.) "Directory" is the clone's root, wherever the sourcing
+# script runs from: examples/workers-rs/build.sh, run by a test while the
+# lint job compiles, must not count as another clone and delete the
+# fingerprints that job is writing.
+_tokengate_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 _tokengate_source="$CARGO_TARGET_DIR/.tokengate-source"
-if [ "$(cat "$_tokengate_source" 2>/dev/null)" != "$PWD" ]; then
+if [ "$(cat "$_tokengate_source" 2>/dev/null)" != "$_tokengate_root" ]; then
   mkdir -p "$CARGO_TARGET_DIR"
   find "$CARGO_TARGET_DIR" -path '*/.fingerprint/tokengate*' -prune -exec rm -rf {} + 2>/dev/null || true
-  printf '%s\n' "$PWD" > "$_tokengate_source"
+  printf '%s\n' "$_tokengate_root" > "$_tokengate_source"
 fi
-unset _tokengate_source
+unset _tokengate_root _tokengate_source
