@@ -53,7 +53,7 @@ pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, String)> {
 }
 
 /// Header pairs as one string, `name\nvalue\nname\nvalue...`, for the
-/// JS host (`js/host.mjs`, `headerPairs`): one string crosses the wasm
+/// JS host (`js/host.mjs`, `addLines`): one string crosses the wasm
 /// boundary instead of two per header, each of which costs a decode
 /// (profiled: docs/performance.md). `\n` can appear in no header name or
 /// value (the Fetch API refuses it, and the identity values are made
