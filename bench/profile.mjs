@@ -5,7 +5,9 @@
 //
 //   node bench/profile.mjs ab DIR_A DIR_B [DIR_C ...]
 //       worker CPU µs per valid HS256 (BENCH_ALG) request for each build directory,
-//       interleaved rounds (BENCH_ROUNDS, default 5), medians: A/B builds.
+//       interleaved rounds (BENCH_ROUNDS, default 5), medians: A/B builds; and
+//       the median of the per-round ratios to DIR_A ("paired"), which holds
+//       up better on a host whose speed drifts.
 //   node bench/profile.mjs cpu DIR
 //       V8's sampling CPU profiler through workerd's inspector during
 //       BENCH_SECONDS of load; prints self time by function and by part
@@ -126,11 +128,19 @@ if (mode === "ab") {
   }
   const base = median(gateways[0].us);
   console.log(`\nworker CPU per ${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request, ${ROUNDS} interleaved rounds of ${SECONDS} s (median, min-max):`);
+  // "paired": the median of each round's own ratio to the first build (with
+  // its quartiles). The host's speed drifts by more than the differences
+  // sought, but within one round the builds ran seconds apart, so the
+  // per-round ratio cancels most of the drift that the two medians keep.
+  const a = gateways[0].us;
   for (const g of gateways) {
     const m = median(g.us);
+    const ratios = g.us.map((us, i) => us / a[i]).sort((x, y) => x - y);
+    const q = (f) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))];
     console.log(
       `  ${g.dir.padEnd(40)} ${m.toFixed(0).padStart(5)} µs (${Math.min(...g.us).toFixed(0)}-${Math.max(...g.us).toFixed(0)})  ` +
-        `${(m / base).toFixed(2)}x  ${median(g.rps).toFixed(0)} req/s`,
+        `${(m / base).toFixed(2)}x  paired ${median(ratios).toFixed(2)}x (quartiles ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})  ` +
+        `${median(g.rps).toFixed(0)} req/s`,
     );
   }
   process.exit(0);
