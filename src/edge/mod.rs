@@ -218,12 +218,13 @@ impl Call<'_> {
     async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Answer, Refusal> {
         let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
         let incoming = Incoming { path, ..incoming };
-        let store = self.isolate.store.clone()?;
+        // Borrowed: a clone would copy both bindings through the externref table.
+        let store = self.isolate.store.as_ref().map_err(|e| *e)?;
         let verification = self.isolate.verification();
         let gateway = Gateway {
             config: self.config,
             verification: &verification,
-            store: &store,
+            store,
         };
         let target = || match &self.config.origin_url {
             Some(base) => origin_target(base, path, query),
