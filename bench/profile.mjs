@@ -132,10 +132,10 @@ if (mode === "ab") {
   // its quartiles). The host's speed drifts by more than the differences
   // sought, but within one round the builds ran seconds apart, so the
   // per-round ratio cancels most of the drift that the two medians keep.
-  const a = gateways[0].us;
+  const firstUs = gateways[0].us;
   for (const g of gateways) {
     const m = median(g.us);
-    const ratios = g.us.map((us, i) => us / a[i]).sort((x, y) => x - y);
+    const ratios = g.us.map((us, i) => us / firstUs[i]).sort((x, y) => x - y);
     const q = (f) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))];
     console.log(
       `  ${g.dir.padEnd(40)} ${m.toFixed(0).padStart(5)} µs (${Math.min(...g.us).toFixed(0)}-${Math.max(...g.us).toFixed(0)})  ` +
