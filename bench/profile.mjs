@@ -31,8 +31,8 @@ import { makeKeys, mint, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
 import { median } from "./lib/stats.mjs";
 
 const [mode, ...dirs] = process.argv.slice(2);
-if (!["ab", "cpu", "cold", "first"].includes(mode) || dirs.length === 0) {
-  console.error("usage: node bench/profile.mjs ab DIR... | cpu DIR | cold DIR... | first DIR");
+if (!["ab", "icount", "cpu", "cold", "first"].includes(mode) || dirs.length === 0) {
+  console.error("usage: node bench/profile.mjs ab DIR... | icount DIR... | cpu DIR | cold DIR... | first DIR");
   process.exit(2);
 }
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -80,7 +80,12 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
     compatibilityDate: "2026-11-01",
   });
   const spawnedAt = performance.now();
-  const h = await start(workerdBinary(), ["serve", config, "--experimental", ...extraArgs], { cpu: 0, name: dir });
+  const serve = [workerdBinary(), "serve", config, "--experimental", ...extraArgs];
+  // icount: under callgrind, counting nothing until told to (callgrindOn).
+  const [cmd, ...args] = mode === "icount"
+    ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${work}/callgrind.%p`, ...serve]
+    : serve;
+  const h = await start(cmd, args, { cpu: 0, name: dir });
   const url = `http://127.0.0.1:${port}`;
   await beforeFirst();
   if (mode === "cold" || mode === "first") {
@@ -99,7 +104,7 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
       if (r.status !== expected) throw new Error(`${dir}: expected ${expected}, got ${r.status} ${r.body.slice(0, 200)}`);
       break;
     } catch (e) {
-      if (i > 100 || /expected \d+/.test(e.message)) throw e;
+      if (i > (mode === "icount" ? 1200 : 100) || /expected \d+/.test(e.message)) throw e;
       await sleep(100);
     }
   }
@@ -142,6 +147,53 @@ if (mode === "ab") {
         `${(m / base).toFixed(2)}x  paired ${median(ratios).toFixed(2)}x (quartiles ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})  ` +
         `${median(g.rps).toFixed(0)} req/s`,
     );
+  }
+  process.exit(0);
+}
+
+if (mode === "icount") {
+  // Instructions per request, counted by callgrind: unlike CPU time, the
+  // count barely depends on what else the host runs, so builds that differ
+  // by 1-2 % can be told apart. It is a proxy: an instruction of the
+  // runtime's C++ and one of JIT-compiled code are not the same time.
+  // Each build: BENCH_WARM requests uncounted (the JIT tiers up), then
+  // ROUNDS times BENCH_COUNT requests, one at a time, counted.
+  const warm = Number(process.env.BENCH_WARM ?? 3000);
+  const count = Number(process.env.BENCH_COUNT ?? 300);
+  const { execFileSync } = await import("node:child_process");
+  const { readFileSync } = await import("node:fs");
+  const control = (pid, ...args) => execFileSync("callgrind_control", [...args, String(pid)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const expected = REVOKED ? 401 : 200;
+  const send = async (url, n) => {
+    for (let i = 0; i < n; i++) {
+      const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[i % tokens.length]}` } });
+      if (r.status !== expected) throw new Error(`expected ${expected}, got ${r.status}`);
+    }
+  };
+  const results = [];
+  for (const dir of dirs) {
+    const gw = await startGateway(dir);
+    await send(gw.url, warm);
+    control(gw.h.pid, "-i", "on");
+    const counts = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      control(gw.h.pid, "-z");
+      await send(gw.url, count);
+      const dumped = control(gw.h.pid, "-d");
+      const files = readdirSync(work).filter((f) => f.startsWith(`callgrind.${gw.h.pid}.`));
+      const latest = files.sort((a, b) => Number(a.split(".").pop()) - Number(b.split(".").pop())).pop();
+      const totals = readFileSync(path.join(work, latest), "utf8").match(/^(?:totals|summary): (\d+)/m);
+      if (!totals) throw new Error(`no totals in ${latest}: ${dumped}`);
+      counts.push(Number(totals[1]) / count);
+    }
+    await gw.h.stop();
+    results.push({ dir, counts });
+  }
+  const base = median(results[0].counts);
+  console.log(`\ninstructions per ${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request (callgrind, whole process), ${ROUNDS} rounds of ${count} after ${warm} uncounted (median, min-max):`);
+  for (const { dir, counts } of results) {
+    const m = median(counts);
+    console.log(`  ${dir.padEnd(40)} ${(m / 1000).toFixed(1).padStart(8)} k (${(Math.min(...counts) / 1000).toFixed(1)}-${(Math.max(...counts) / 1000).toFixed(1)})  ${(m / base).toFixed(3)}x`);
   }
   process.exit(0);
 }

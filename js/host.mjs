@@ -103,7 +103,9 @@ export function pause(millis) {
 
 // ---- Signatures ------------------------------------------------------------
 
-// Imported CryptoKeys, by algorithm and JWK text, for the life of the isolate.
+// Imported CryptoKeys for the life of the isolate, by the number the core
+// gives each pair of key and algorithm (src/js_host.rs `start_verify`), so
+// that a request hands over a number rather than the JWK's text.
 const importedKeys = new Map();
 const MAX_IMPORTED_KEYS = 64;
 
@@ -122,40 +124,48 @@ function webCryptoParams(alg, crv) {
   }
 }
 
-function importedKey(alg, jwkText) {
-  const cacheKey = `${alg}|${jwkText}`;
-  let entry = importedKeys.get(cacheKey);
-  if (entry === undefined) {
-    if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.clear();
-    const jwk = JSON.parse(jwkText);
-    const [importParams, verifyParams] = webCryptoParams(alg, jwk.crv);
-    entry = {
-      verifyParams,
-      key: crypto.subtle.importKey("jwk", jwk, importParams, false, ["verify"]),
-    };
-    importedKeys.set(cacheKey, entry);
-    // A key WebCrypto refuses is dropped, so a later call can log it again.
-    entry.key.catch(() => importedKeys.delete(cacheKey));
+/** Starts importing a key for `alg` under the number `imported`. */
+export function importKey(imported, alg, jwkText) {
+  if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.clear();
+  const jwk = JSON.parse(jwkText);
+  const [importParams, verifyParams] = webCryptoParams(alg, jwk.crv);
+  const entry = {
+    verifyParams,
+    pending: crypto.subtle.importKey("jwk", jwk, importParams, false, ["verify"]),
+    key: null,
+  };
+  importedKeys.set(imported, entry);
+  // A key WebCrypto refuses is dropped, so a later call can log it again.
+  entry.pending.then((key) => { entry.key = key; }, () => importedKeys.delete(imported));
+}
+
+const notValid = () => false;
+
+function check(verifyParams, key, signature, data) {
+  try {
+    return crypto.subtle.verify(verifyParams, key, signature, data).catch(notValid);
+  } catch {
+    return Promise.resolve(false);
   }
-  return entry;
 }
 
 /**
- * Checks one public-key signature. `signature` and `data` are views into
- * wasm memory: WebCrypto copies them before this function returns.
- * Resolves true/false; an unparseable signature is simply not valid. A key
- * WebCrypto cannot import rejects, so the core can log it.
+ * Checks one public-key signature with the key imported under `imported`,
+ * or answers undefined when there is none (never imported, or dropped): the
+ * core then calls importKey and asks again. Resolves true/false; an
+ * unparseable signature is simply not valid. A key WebCrypto cannot import
+ * rejects, so the core can log it. `signature` and `data` are views into
+ * wasm memory, valid until the wasm runs again. WebCrypto reads them within
+ * the call (the spec copies them first; workerd's verify runs synchronously
+ * and settles its promise), so they are copied only when the check has to
+ * wait for the key's import.
  */
-export async function verifySignature(alg, jwkText, signature, data) {
-  // The views point into wasm memory, which may move once we yield: copy now.
+export function verifyImported(imported, signature, data) {
+  const entry = importedKeys.get(imported);
+  if (entry === undefined) return undefined;
+  if (entry.key !== null) return check(entry.verifyParams, entry.key, signature, data);
   const [sig, input] = [signature.slice(), data.slice()];
-  const entry = importedKey(alg, jwkText);
-  const key = await entry.key;
-  try {
-    return await crypto.subtle.verify(entry.verifyParams, key, sig, input);
-  } catch {
-    return false;
-  }
+  return entry.pending.then((key) => check(entry.verifyParams, key, sig, input));
 }
 
 // ---- Origin ------------------------------------------------------------------

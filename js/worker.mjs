@@ -16,11 +16,21 @@ const INTERNAL_ERROR = JSON.stringify({
   error_description: "Tokengate failed on this request; nothing was forwarded",
 });
 
+// Only a bug lands here. A trap leaves the wasm instance unusable, so the
+// next request gets a fresh one.
+function internalError(error) {
+  console.error(`tokengate internal error: ${redact(error?.stack ?? error)}`);
+  if (error instanceof WebAssembly.RuntimeError) resetWasm();
+  return new Response(INTERNAL_ERROR + "\n", { status: 500, headers: { "content-type": "application/json" } });
+}
+
 export default {
-  async fetch(request, env, ctx) {
+  // Not an async function: the task's promise is returned as it is, with
+  // no extra promise and await around it on every request.
+  fetch(request, env, ctx) {
     const headers = request.headers;
     try {
-      return await drive(handle(
+      return drive(handle(
         request,
         env,
         ctx,
@@ -30,13 +40,10 @@ export default {
         headers.get("cookie") ?? undefined,
         headers.get("origin") ?? undefined,
         request.method === "OPTIONS" && headers.has("access-control-request-method"),
-      ));
+        Date.now(),
+      )).catch(internalError);
     } catch (error) {
-      // Only a bug lands here. A trap leaves the wasm instance unusable, so
-      // the next request gets a fresh one.
-      console.error(`tokengate internal error: ${redact(error?.stack ?? error)}`);
-      if (error instanceof WebAssembly.RuntimeError) resetWasm();
-      return new Response(INTERNAL_ERROR + "\n", { status: 500, headers: { "content-type": "application/json" } });
+      return internalError(error);
     }
   },
 };

@@ -352,6 +352,16 @@ impl RefusalLog {
         lines
     }
 
+    /// [`RefusalLog::summary`] after a request that was not refused: the
+    /// clock is read only when refusals were left out, since otherwise there
+    /// is nothing to report (the next refusal starts its second itself).
+    pub fn summary_if_any(&self, now: impl FnOnce() -> f64) -> Option<String> {
+        if self.unlogged.get() == 0 {
+            return None;
+        }
+        self.summary(now())
+    }
+
     /// Starts a new second when `now` is in one, and returns the line
     /// counting the refusals the last one left out. Called for forwarded
     /// requests too, so the count appears even when refusals stop.
@@ -467,12 +477,17 @@ mod tests {
         assert!(log
             .lines(&Reply::json(200, &()), "GET", "/", 7.5)
             .is_empty());
-        assert_eq!(log.summary(7.9), None, "still the same second");
+        assert_eq!(log.summary_if_any(|| 7.9), None, "still the same second");
         let summary = log
-            .summary(8.0)
+            .summary_if_any(|| 8.0)
             .expect("the count, once the second is over");
         assert!(summary.contains(r#""count":1"#), "{summary}");
-        assert_eq!(log.summary(9.0), None);
+        assert_eq!(
+            log.summary_if_any(|| panic!("nothing left out: no clock read")),
+            None
+        );
+        // The quota of the new second is still there for the next refusal.
+        assert_eq!(log.lines(&refused, "GET", "/", 9.0).len(), 1);
     }
 
     #[test]

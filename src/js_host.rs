@@ -14,13 +14,15 @@ use crate::keys::{Algorithm, KeyMaterial, VerifyKey};
 
 #[wasm_bindgen(module = "/js/host.mjs")]
 extern "C" {
-    #[wasm_bindgen(js_name = verifySignature, catch)]
-    fn verify_signature(
-        alg: &str,
-        jwk: &str,
+    #[wasm_bindgen(js_name = verifyImported, catch)]
+    fn verify_imported(
+        imported: f64,
         signature: &[u8],
         data: &[u8],
-    ) -> Result<Promise, JsValue>;
+    ) -> Result<Option<Promise>, JsValue>;
+
+    #[wasm_bindgen(js_name = importKey, catch)]
+    fn import_key(imported: f64, alg: &str, jwk: &str) -> Result<(), JsValue>;
 
     #[wasm_bindgen(js_name = fetchText, catch)]
     fn fetch_text(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<Promise, JsValue>;
@@ -28,18 +30,29 @@ extern "C" {
 
 /// Starts checking `signature` over `signing_input` with `key` in
 /// WebCrypto (which runs RSA, ECDSA and Ed25519 natively, 20-40x faster than
-/// pure-Rust crypto in wasm; `js/host.mjs` keeps each imported key for the
-/// isolate's life). `None` for a key that is not public: it verifies nothing.
+/// pure-Rust crypto in wasm). `js/host.mjs` keeps each imported key under a
+/// number (the key's serial and the algorithm), so that a request passes
+/// only that number and the two byte views; the JWK text crosses only when
+/// the key is not imported yet (or was dropped from that cache). `None` for
+/// a key that is not public: it verifies nothing.
 pub fn start_verify(
     alg: Algorithm,
     key: &VerifyKey,
     signing_input: &[u8],
     signature: &[u8],
 ) -> Option<Result<Promise, JsValue>> {
-    let KeyMaterial::Public { jwk, .. } = &key.material else {
+    let KeyMaterial::Public { jwk, serial, .. } = &key.material else {
         return None;
     };
-    Some(verify_signature(alg.name(), jwk, signature, signing_input))
+    // Exact in an f64 for 2^48 keys; the serial is a u64 counter from 0.
+    let imported = (*serial * Algorithm::ALL.len() as u64 + alg as u64) as f64;
+    let verify = || verify_imported(imported, signature, signing_input);
+    Some(match verify() {
+        Ok(Some(promise)) => Ok(promise),
+        Ok(None) => import_key(imported, alg.name(), jwk)
+            .and_then(|()| verify()?.ok_or_else(|| JsValue::from_str("imported key missing"))),
+        Err(e) => Err(e),
+    })
 }
 
 /// The verdict of a check [`start_verify`] started, once awaited. The key

@@ -6,6 +6,7 @@
 //! "signed" with an RSA public key finds no key: RSA keys never do HMAC.
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
@@ -120,12 +121,14 @@ pub struct VerifyKey {
 pub enum KeyMaterial {
     Hmac(Box<HmacKeys>),
     /// A public key as a minimal JWK (only the public members, as JSON
-    /// text), ready for WebCrypto's `importKey("jwk", ...)`. The same key
-    /// material always gives the same text, so it also keys the cache of
-    /// imported keys across JWKS refreshes.
+    /// text), ready for WebCrypto's `importKey("jwk", ...)`.
     Public {
         key_type: KeyType,
         jwk: String,
+        /// This key's number, unique among the keys parsed in this process
+        /// ([`next_key_serial`]): a verifier caches its imported form by
+        /// it, so the text crosses into JavaScript only once.
+        serial: u64,
     },
 }
 
@@ -133,7 +136,7 @@ impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyMaterial::Hmac(_) => f.write_str("Hmac(<redacted>)"),
-            KeyMaterial::Public { key_type, jwk } => write!(f, "Public({key_type:?}, {jwk})"),
+            KeyMaterial::Public { key_type, jwk, .. } => write!(f, "Public({key_type:?}, {jwk})"),
         }
     }
 }
@@ -257,7 +260,11 @@ fn parse_jwk(json: &str, source: KeySetSource) -> Result<VerifyKey, String> {
     };
     // Members were just decoded as base64url, so they need no JSON escaping.
     let member = |m: &Option<String>| m.clone().unwrap_or_default();
-    let public = |key_type: KeyType, jwk: String| KeyMaterial::Public { key_type, jwk };
+    let public = |key_type: KeyType, jwk: String| KeyMaterial::Public {
+        key_type,
+        jwk,
+        serial: next_key_serial(),
+    };
     let material = match f.kty.as_str() {
         "oct" if source == KeySetSource::Remote => {
             return Err("HMAC key in a fetched (public) key set".into())
@@ -332,6 +339,13 @@ fn parse_jwk(json: &str, source: KeySetSource) -> Result<VerifyKey, String> {
         }
     }
     Ok(key)
+}
+
+/// A number never given out before in this process. 64 bits: it cannot
+/// wrap, so a cached import can never be taken for another key's.
+fn next_key_serial() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Checks an asymmetric signature. Asynchronous so that an implementation

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod backchannel;
+pub mod base64url;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -1,10 +1,10 @@
 //! Finding the token on a request and taking it apart, before any trust.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use jwt_compact::UntrustedToken;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::base64url;
 use crate::clock::NumericDate;
 use crate::error::GateError;
 
@@ -57,16 +57,125 @@ fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a
     })
 }
 
-/// Header fields we act on besides `alg`, `kid` and `typ` (which
-/// jwt-compact parses for us).
-#[derive(Debug, Default, Deserialize)]
-pub struct ExtraHeader {
+/// The header members we act on. `jku`, `x5u`, `x5c` and an embedded
+/// `jwk` are never looked at, since keys come from configuration only
+/// (RFC 8725 3.10); what is refused in a header is in [`Header`]'s
+/// `Deserialize`.
+#[derive(Debug, Default)]
+pub struct Header {
+    pub alg: String,
+    /// `kid`
+    pub key_id: Option<String>,
+    /// `typ`
+    pub token_type: Option<String>,
+    /// `cty`: only JSON claims are understood (absent, or `json`).
+    pub content_type: Option<String>,
     /// RFC 7515 4.1.11: we understand no extension, so any `crit` is refused.
-    #[serde(default)]
     pub crit: Present,
     /// RFC 7797 unencoded payloads would change what was signed.
-    #[serde(default)]
     pub b64: Present,
+}
+
+/// A header is a JSON object with a string `alg`. As jwt-compact reads
+/// one: each member at most once; `kid`, `typ`, `cty`, `jku` and `x5u`
+/// strings (or null); `x5t` and `x5t#S256` thumbprints of the right size
+/// (its `Thumbprint`); any other member any JSON value within serde_json's
+/// nesting limit (128 levels), so a header nested thousands deep is refused.
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Header, D::Error> {
+        deserializer.deserialize_map(HeaderMembers)
+    }
+}
+
+struct HeaderMembers;
+
+impl<'de> serde::de::Visitor<'de> for HeaderMembers {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JOSE header object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+        use serde::de::Error;
+        let mut header = Header::default();
+        let mut alg = None;
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if seen.contains(&name) {
+                return Err(A::Error::custom(format_args!("duplicate member {name}")));
+            }
+            match name.as_str() {
+                "alg" => alg = Some(map.next_value::<String>()?),
+                "kid" => header.key_id = map.next_value()?,
+                "typ" => header.token_type = map.next_value()?,
+                "cty" => header.content_type = map.next_value()?,
+                "crit" => header.crit = map.next_value()?,
+                "b64" => header.b64 = map.next_value()?,
+                // Read for their type only.
+                "jku" | "x5u" => {
+                    map.next_value::<Option<String>>()?;
+                }
+                "x5t" => {
+                    map.next_value::<Option<jwt_compact::Thumbprint<20>>>()?;
+                }
+                "x5t#S256" => {
+                    map.next_value::<Option<jwt_compact::Thumbprint<32>>>()?;
+                }
+                _ => {
+                    map.next_value::<Skipped>()?;
+                }
+            }
+            seen.push(name);
+        }
+        header.alg = alg.ok_or_else(|| A::Error::missing_field("alg"))?;
+        Ok(header)
+    }
+}
+
+/// Any JSON value, read and dropped through `deserialize_any`, so that
+/// serde_json's nesting limit applies: its own way of skipping a value
+/// (`IgnoredAny`) has none, and `Value` would build what is dropped.
+struct Skipped;
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Skipped, D::Error> {
+        deserializer.deserialize_any(Skipped)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Skipped {
+    type Value = Skipped;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_unit<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        while seq.next_element::<Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        while map.next_entry::<Skipped, Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
 }
 
 /// Whether a header member was there at all, whatever its value: `Option`
@@ -194,24 +303,21 @@ impl Audience {
 
 /// A token taken apart but not yet trusted.
 pub struct Parsed<'a> {
-    pub untrusted: UntrustedToken<'a, ExtraHeader>,
+    pub header: Header,
     /// `header.payload`: the bytes the signature covers.
     pub signing_input: &'a str,
     /// The payload segment exactly as sent (base64url of the claims JSON).
     pub payload_b64: &'a str,
+    /// The payload decoded: the claims' JSON text, not yet read.
+    payload: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 impl Parsed<'_> {
     /// The registered claims. Anything but a JSON object with well-typed
     /// registered claims is malformed.
     pub fn claims(&self) -> Result<Claims, GateError> {
-        let payload = Base64UrlUnpadded::decode_vec(self.payload_b64)
-            .map_err(|_| GateError::TokenMalformed)?;
-        // RFC 7519 7.2: the claims must be UTF-8 JSON throughout. serde only
-        // checks the strings it reads, not the unknown claims it skips.
-        let payload = std::str::from_utf8(&payload).map_err(|_| GateError::TokenMalformed)?;
-        let claims: Claims =
-            serde_json::from_str(payload).map_err(|_| GateError::TokenMalformed)?;
+        let claims: Claims = json_object(&self.payload)?;
         if [claims.exp, claims.nbf, claims.iat]
             .iter()
             .flatten()
@@ -223,22 +329,45 @@ impl Parsed<'_> {
     }
 }
 
-/// Size first, then structure: a compact JWS with a JSON header. The claims
-/// are read later ([`Parsed::claims`]), normally after the signature.
+/// A header or claims set: a JSON object (serde would also take an array
+/// for a struct), and UTF-8 throughout (RFC 7519 7.2; serde only checks the
+/// strings it reads, not the unknown members it skips).
+fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GateError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| GateError::TokenMalformed)?;
+    if !text.trim_start().starts_with('{') {
+        return Err(GateError::TokenMalformed);
+    }
+    serde_json::from_str(text).map_err(|_| GateError::TokenMalformed)
+}
+
+/// Size first, then structure: a compact JWS (three base64url segments)
+/// with a JSON object as header. The claims are read later
+/// ([`Parsed::claims`]), normally only once the signature verified.
 pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
     if raw.len() > max_bytes {
         return Err(GateError::TokenTooLarge);
     }
-    let untrusted: UntrustedToken<'_, ExtraHeader> =
-        UntrustedToken::try_from(raw).map_err(|_| GateError::TokenMalformed)?;
-    let (signing_input, _) = raw.rsplit_once('.').ok_or(GateError::TokenMalformed)?;
-    let (_, payload_b64) = signing_input
+    let (signing_input, signature) = raw.rsplit_once('.').ok_or(GateError::TokenMalformed)?;
+    let (header, payload_b64) = signing_input
         .split_once('.')
         .ok_or(GateError::TokenMalformed)?;
+    if payload_b64.contains('.') {
+        return Err(GateError::TokenMalformed);
+    }
+    let header: Header = json_object(&base64url::decode(header).ok_or(GateError::TokenMalformed)?)?;
+    if header
+        .content_type
+        .as_deref()
+        .is_some_and(|cty| !cty.eq_ignore_ascii_case("json"))
+    {
+        return Err(GateError::TokenMalformed);
+    }
     Ok(Parsed {
-        untrusted,
+        header,
         signing_input,
         payload_b64,
+        payload: base64url::decode(payload_b64).ok_or(GateError::TokenMalformed)?,
+        signature: base64url::decode(signature).ok_or(GateError::TokenMalformed)?,
     })
 }
 
@@ -312,6 +441,79 @@ mod tests {
             parse(&huge[..100], 8192).err(),
             Some(GateError::TokenMalformed)
         );
+    }
+
+    fn header(json: &str) -> Result<Header, GateError> {
+        let token = format!(
+            "{}.e30.c2ln",
+            Base64UrlUnpadded::encode_string(json.as_bytes())
+        );
+        parse(&token, 65536).map(|parsed| parsed.header)
+    }
+
+    #[test]
+    fn header_members_are_read_as_jwt_compact_reads_them() {
+        let read =
+            header(r#"{"alg":"ES256","kid":"k1","typ":"at+jwt","x":[1,{"y":null}]}"#).unwrap();
+        assert_eq!(read.alg, "ES256");
+        assert_eq!(read.key_id.as_deref(), Some("k1"));
+        assert_eq!(read.token_type.as_deref(), Some("at+jwt"));
+        assert!(!read.crit.0 && !read.b64.0);
+        let nulls = header(r#"{"alg":"HS256","kid":null,"crit":null,"jku":null}"#).unwrap();
+        assert_eq!(nulls.key_id, None);
+        assert!(nulls.crit.0, "a crit that is there at all counts");
+        let escaped = header(r#"{"\u0061lg":"HS256"}"#).unwrap();
+        assert_eq!(escaped.alg, "HS256");
+        let deep = format!(
+            r#"{{"alg":"HS256","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let shallow = format!(
+            r#"{{"alg":"HS256","x":{}1{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(header(&shallow).is_ok());
+        for refused in [
+            r#"["HS256"]"#,
+            r#"{"kid":"k1"}"#,
+            r#"{"alg":"HS256","alg":"none"}"#,
+            r#"{"alg":"HS256","\u0061lg":"none"}"#,
+            r#"{"alg":"HS256","kid":7}"#,
+            r#"{"alg":"HS256","jku":{"keys":[]}}"#,
+            r#"{"alg":"HS256","x5t":"AQID"}"#,
+            r#"{"alg":"HS256","cty":"cbor"}"#,
+            deep.as_str(),
+        ] {
+            assert_eq!(
+                header(refused).err(),
+                Some(GateError::TokenMalformed),
+                "{refused}"
+            );
+        }
+        assert!(header(r#"{"alg":"HS256","cty":"JSON"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_token_has_exactly_three_segments() {
+        let head = Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#);
+        for raw in [
+            format!("{head}.e30"),
+            format!("{head}.e30.c2ln.c2ln"),
+            format!("{head}..c2ln."),
+        ] {
+            assert_eq!(
+                parse(&raw, 8192).err(),
+                Some(GateError::TokenMalformed),
+                "{raw}"
+            );
+        }
+        let raw = format!("{head}.e30.c2ln");
+        let parsed = parse(&raw, 8192).unwrap();
+        assert_eq!(parsed.signature, b"sig".to_vec());
+        assert_eq!(parsed.payload_b64, "e30");
+        assert_eq!(parsed.signing_input, format!("{head}.e30"));
     }
 
     #[test]

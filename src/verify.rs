@@ -143,7 +143,6 @@ pub async fn verify_signature_as<'t, 'c>(
     now: NumericDate,
 ) -> Result<Signed<'t, 'c>, GateError> {
     let parsed = token::parse(raw, config.max_token_bytes)?;
-    let untrusted = &parsed.untrusted;
 
     // With several issuers the (unverified) `iss` picks whose keys to try;
     // it is trusted only once one of that issuer's keys verified it.
@@ -165,12 +164,12 @@ pub async fn verify_signature_as<'t, 'c>(
     };
 
     // The header names the algorithm; we only accept it if the operator did.
-    let alg = Algorithm::from_name(untrusted.algorithm())
+    let alg = Algorithm::from_name(&parsed.header.alg)
         .filter(|alg| provider.algorithms.contains(alg))
         .ok_or(GateError::AlgorithmNotAllowed)?;
 
-    let header = untrusted.header();
-    if header.other_fields.crit.0 || header.other_fields.b64.0 {
+    let header = &parsed.header;
+    if header.crit.0 || header.b64.0 {
         // No extension is understood, so none may be critical (RFC 7515 4.1.11).
         return Err(GateError::TokenMalformed);
     }
@@ -194,7 +193,7 @@ pub async fn verify_signature_as<'t, 'c>(
         return Err(GateError::UnknownKey);
     }
     let input = parsed.signing_input.as_bytes();
-    let signature = untrusted.signature_bytes();
+    let signature = &parsed.signature[..];
     let mut verified = false;
     for key in keys.iter().take(MAX_KEY_ATTEMPTS) {
         verified = match &key.material {

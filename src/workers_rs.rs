@@ -203,7 +203,7 @@ impl Gate {
                 respond(&reply, &method, &path, &self.0.refusal_log).map(Checked::Answered)
             }
             Ok(Passing::Forward(forward, store)) => {
-                if let Some(line) = self.0.refusal_log.summary(now()) {
+                if let Some(line) = self.0.refusal_log.summary_if_any(now) {
                     warn(&line);
                 }
                 let identity = forward

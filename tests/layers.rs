@@ -12,7 +12,15 @@ use std::path::Path;
 /// Lowest first. A module may import modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
     // Vocabulary and parsers that need nothing else.
-    &["clock", "error", "form", "routes", "jitter", "js_value"],
+    &[
+        "clock",
+        "error",
+        "form",
+        "routes",
+        "jitter",
+        "js_value",
+        "base64url",
+    ],
     &["token", "keys"],
     &["keyring", "revocation"],
     // What both wasm adapters ask js/host.mjs for (WebCrypto, JWKS fetch).
@@ -55,7 +63,7 @@ fn imports(source: &str) -> BTreeSet<String> {
             rest = &rest[at + "crate::".len()..];
             let name: String = rest
                 .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
             assert!(
                 !rest.starts_with('{'),

@@ -3,7 +3,7 @@
 //! Everything that decides anything lives in the core.
 //!
 //! ```text
-//! js/worker.mjs ──handle(request, env, ctx, method, url, authorization, cookie, origin, preflight)──▶ Task
+//! js/worker.mjs ──handle(request, env, ctx, method, url, authorization, cookie, origin, preflight, now)──▶ Task
 //!   drive(task): poll ─▶ core runs until it waits on a promise (KV, WebCrypto, fetch via js/host.mjs)
 //!                await it natively, resume ─▶ ... ─▶ Response (ours, or the origin's)
 //! ```
@@ -124,10 +124,11 @@ fn isolate(env: &JsValue) -> Rc<Isolate> {
 }
 
 /// The one entry point: called by `js/worker.mjs` for every request, with
-/// the few request fields the core reads passed in, so that nothing has to
-/// be fetched back across the boundary. `js/host.mjs`'s `drive` runs the
+/// the few request fields the core reads and the request's instant
+/// (`Date.now()`, ms) passed in, so that nothing has to be fetched back
+/// across the boundary. `js/host.mjs`'s `drive` runs the
 /// returned task to its `Response`.
-#[allow(clippy::too_many_arguments)] // one call in, instead of nine crossings
+#[allow(clippy::too_many_arguments)] // one call in, instead of ten crossings
 #[wasm_bindgen]
 pub fn handle(
     request: Request,
@@ -139,6 +140,7 @@ pub fn handle(
     cookie: Option<String>,
     origin: Option<String>,
     preflight: bool,
+    arrived_ms: f64,
 ) -> Task {
     Task::new(async move {
         let isolate = isolate(&env);
@@ -160,7 +162,7 @@ pub fn handle(
                     origin: origin.as_deref(),
                     cors_preflight: preflight,
                 };
-                call.run(incoming, &url).await
+                call.run(incoming, &url, arrived_ms / 1000.0).await
             }
             Err(e) => Err(Refusal::from(*e)),
         };
@@ -170,7 +172,7 @@ pub fn handle(
         let log = &isolate.refusal_log;
         match outcome {
             Ok(Answer::Origin(response)) => {
-                if let Some(line) = log.summary(now()) {
+                if let Some(line) = log.summary_if_any(now) {
                     host::warn(&line);
                 }
                 response
@@ -215,7 +217,13 @@ struct Call<'a> {
 
 impl Call<'_> {
     /// `incoming` comes without its path, which is cut out of `url` here.
-    async fn run(&self, incoming: Incoming<'_>, url: &str) -> Result<Answer, Refusal> {
+    /// `arrived`: the request's instant, before any I/O.
+    async fn run(
+        &self,
+        incoming: Incoming<'_>,
+        url: &str,
+        arrived: NumericDate,
+    ) -> Result<Answer, Refusal> {
         let (path, query) = split_url(url).ok_or(GateError::InvalidRequest)?;
         let incoming = Incoming { path, ..incoming };
         // Borrowed: a clone would copy both bindings through the externref table.
@@ -231,7 +239,7 @@ impl Call<'_> {
             None => url.to_owned(),
         };
 
-        let mut step = gateway.start(&incoming, now()).await;
+        let mut step = gateway.start(&incoming, arrived).await;
         loop {
             step = match step {
                 Step::Reply(reply) => return Ok(Answer::Ours(reply)),
