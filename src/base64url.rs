@@ -26,46 +26,67 @@ const TABLE: [u8; 256] = {
     table
 };
 
-fn sextet(byte: &u8) -> u32 {
-    u32::from(TABLE[usize::from(*byte)])
+fn sextet(byte: u8) -> u32 {
+    u32::from(TABLE[usize::from(byte)])
 }
 
 /// The bytes `text` encodes, or `None` when it is not unpadded base64url.
+///
+/// Indexes into a buffer sized up front rather than pushing: the crate is
+/// built for size (opt-level "z"), where each push stays a call.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let input = text.as_bytes();
-    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
-    let mut blocks = input.chunks_exact(4);
-    for block in &mut blocks {
-        let [a, b, c, d] = [&block[0], &block[1], &block[2], &block[3]].map(sextet);
-        if (a | b | c | d) & INVALID != 0 {
-            return None;
-        }
-        let bits = a << 18 | b << 12 | c << 6 | d;
-        out.extend_from_slice(&[(bits >> 16) as u8, (bits >> 8) as u8, bits as u8]);
-    }
-    match blocks.remainder() {
-        [] => {}
-        [a, b] => {
-            let [a, b] = [a, b].map(sextet);
-            // 12 bits for one byte: the last four must be zero.
-            if (a | b) & INVALID != 0 || b & 0x0F != 0 {
-                return None;
-            }
-            out.push((a << 2 | b >> 4) as u8);
-        }
-        [a, b, c] => {
-            let [a, b, c] = [a, b, c].map(sextet);
-            // 18 bits for two bytes: the last two must be zero.
-            if (a | b | c) & INVALID != 0 || c & 0x03 != 0 {
-                return None;
-            }
-            let bits = a << 12 | b << 6 | c;
-            out.extend_from_slice(&[(bits >> 10) as u8, (bits >> 2) as u8]);
-        }
+    let full = input.len() / 4;
+    let tail = match input.len() % 4 {
+        0 => 0,
+        2 => 1,
+        3 => 2,
         // A lone character carries 6 bits: not even one byte.
         _ => return None,
+    };
+    let mut out = vec![0u8; full * 3 + tail];
+    let mut invalid = 0;
+    for (block, bytes) in input.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+        let (a, b, c, d) = (
+            sextet(block[0]),
+            sextet(block[1]),
+            sextet(block[2]),
+            sextet(block[3]),
+        );
+        invalid |= a | b | c | d;
+        let bits = a << 18 | b << 12 | c << 6 | d;
+        bytes[0] = (bits >> 16) as u8;
+        bytes[1] = (bits >> 8) as u8;
+        bytes[2] = bits as u8;
     }
-    Some(out)
+    let rest = &input[full * 4..];
+    let at = full * 3;
+    match *rest {
+        [] => {}
+        [a, b] => {
+            let (a, b) = (sextet(a), sextet(b));
+            // 12 bits for one byte: the last four must be zero.
+            if b & 0x0F != 0 {
+                return None;
+            }
+            invalid |= a | b;
+            out[at] = (a << 2 | b >> 4) as u8;
+        }
+        [a, b, c] => {
+            let (a, b, c) = (sextet(a), sextet(b), sextet(c));
+            // 18 bits for two bytes: the last two must be zero.
+            if c & 0x03 != 0 {
+                return None;
+            }
+            invalid |= a | b | c;
+            let bits = a << 12 | b << 6 | c;
+            out[at] = (bits >> 10) as u8;
+            out[at + 1] = (bits >> 2) as u8;
+        }
+        // Not reached: the length was checked above.
+        _ => return None,
+    }
+    (invalid & INVALID == 0).then_some(out)
 }
 
 #[cfg(test)]
