@@ -8,6 +8,10 @@
 //       interleaved rounds (BENCH_ROUNDS, default 5), medians: A/B builds; and
 //       the median of the per-round ratios to DIR_A ("paired"), which holds
 //       up better on a host whose speed drifts.
+//   node bench/profile.mjs icount DIR_A [DIR_B ...]
+//       instructions per valid request under valgrind's callgrind, whole
+//       process, after BENCH_WARM uncounted requests: a measure that barely
+//       moves with the host's load (bench/README.md says how to read it).
 //   node bench/profile.mjs cpu DIR
 //       V8's sampling CPU profiler through workerd's inspector during
 //       BENCH_SECONDS of load; prints self time by function and by part
