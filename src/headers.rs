@@ -14,7 +14,9 @@ pub const SPOOFED_IDENTITY_PATTERN: &str = "^x[-_]auth[-_]";
 /// parsed and normalized by it, so no URL parser is needed here; the `url`
 /// crate's IDNA tables would cost tens of KB of wasm).
 pub fn split_url(url: &str) -> Option<(&str, Option<&str>)> {
-    let after_scheme = &url[url.find("://")? + 3..];
+    // The scheme ends at the first ':' (RFC 3986 3.1); a byte search for
+    // it, where `find("://")` set up a substring searcher on every request.
+    let after_scheme = url[url.find(':')?..].strip_prefix("://")?;
     let rest = &after_scheme[after_scheme.find('/')?..];
     let rest = rest.split('#').next().unwrap_or(rest);
     Some(match rest.split_once('?') {

@@ -195,13 +195,15 @@ impl<'de> Deserialize<'de> for Present {
 /// RFC 7515 4.1.9: `typ` is a media type, compared case-insensitively, and
 /// the `application/` prefix may be left out.
 pub fn same_media_type(a: &str, b: &str) -> bool {
-    fn short(t: &str) -> String {
-        let t = t.trim().to_ascii_lowercase();
-        t.strip_prefix("application/")
-            .map(str::to_owned)
-            .unwrap_or(t)
+    // Compared in place: this runs on every request (the `typ` rule).
+    fn short(t: &str) -> &str {
+        let t = t.trim();
+        match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &t[12..],
+            _ => t,
+        }
     }
-    short(a) == short(b)
+    short(a).eq_ignore_ascii_case(short(b))
 }
 
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -493,6 +495,16 @@ mod tests {
             );
         }
         assert!(header(r#"{"alg":"HS256","cty":"JSON"}"#).is_ok());
+    }
+
+    #[test]
+    fn media_types_compare_without_case_or_the_application_prefix() {
+        assert!(same_media_type("application/AT+JWT", "at+jwt"));
+        assert!(same_media_type(" JWT ", "Application/jwt"));
+        assert!(same_media_type("logout+jwt", "logout+jwt"));
+        assert!(!same_media_type("application/jwt", "at+jwt"));
+        assert!(!same_media_type("application/", "jwt"));
+        assert!(!same_media_type("applicationé/jwt", "jwt"));
     }
 
     #[test]
