@@ -85,7 +85,7 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   });
   const spawnedAt = performance.now();
   const serve = [workerdBinary(), "serve", config, "--experimental", ...extraArgs];
-  // icount: under callgrind, counting nothing until told to (callgrindOn).
+  // icount: under callgrind, counting nothing until `callgrind_control -i on`.
   const [cmd, ...args] = mode === "icount"
     ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${work}/callgrind.%p`, ...serve]
     : serve;

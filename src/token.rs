@@ -68,8 +68,6 @@ pub struct Header {
     pub key_id: Option<String>,
     /// `typ`
     pub token_type: Option<String>,
-    /// `cty`: only JSON claims are understood (absent, or `json`).
-    pub content_type: Option<String>,
     /// RFC 7515 4.1.11: we understand no extension, so any `crit` is refused.
     pub crit: Present,
     /// RFC 7797 unencoded payloads would change what was signed.
@@ -77,8 +75,9 @@ pub struct Header {
 }
 
 /// A header is a JSON object with a string `alg`. As jwt-compact reads
-/// one: each member at most once; `kid`, `typ`, `cty`, `jku` and `x5u`
-/// strings (or null); `x5t` and `x5t#S256` thumbprints of the right size
+/// one: each member at most once; `kid`, `typ`, `jku` and `x5u` strings
+/// (or null); `cty` absent, null or `json` (only JSON claims are
+/// understood); `x5t` and `x5t#S256` thumbprints of the right size
 /// (its `Thumbprint`); any other member any JSON value within serde_json's
 /// nesting limit (128 levels), so a header nested thousands deep is refused.
 impl<'de> Deserialize<'de> for Header {
@@ -109,7 +108,12 @@ impl<'de> serde::de::Visitor<'de> for HeaderMembers {
                 "alg" => alg = Some(map.next_value::<String>()?),
                 "kid" => header.key_id = map.next_value()?,
                 "typ" => header.token_type = map.next_value()?,
-                "cty" => header.content_type = map.next_value()?,
+                "cty" => {
+                    let cty: Option<String> = map.next_value()?;
+                    if cty.is_some_and(|cty| !cty.eq_ignore_ascii_case("json")) {
+                        return Err(A::Error::custom("claims that are not JSON"));
+                    }
+                }
                 "crit" => header.crit = map.next_value()?,
                 "b64" => header.b64 = map.next_value()?,
                 // Read for their type only.
@@ -357,13 +361,6 @@ pub fn parse(raw: &str, max_bytes: usize) -> Result<Parsed<'_>, GateError> {
         return Err(GateError::TokenMalformed);
     }
     let header: Header = json_object(&base64url::decode(header).ok_or(GateError::TokenMalformed)?)?;
-    if header
-        .content_type
-        .as_deref()
-        .is_some_and(|cty| !cty.eq_ignore_ascii_case("json"))
-    {
-        return Err(GateError::TokenMalformed);
-    }
     Ok(Parsed {
         header,
         signing_input,
