@@ -28,7 +28,7 @@
 // build/), or the old worker-build layout.
 import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { installCleanup, start, cpuMicros, freePort, request, sleep } from "./lib/proc.mjs";
+import { installCleanup, start, run, cpuMicros, cpuTimes, freePort, request, sleep } from "./lib/proc.mjs";
 import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
 import { writeScript, wrk } from "./lib/wrk.mjs";
 import { makeKeys, mint, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
@@ -44,6 +44,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 // refused with 401 token_revoked (and logs its one refusal line).
 const REVOKED = process.env.BENCH_KIND === "revoked";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+// BENCH_CACHE_SIM=1 (icount): callgrind also simulates the caches and
+// reports misses per request (first-level instruction and data, last level):
+// where the same instruction count takes longer, misses are a candidate.
+const CACHE_SIM = Boolean(process.env.BENCH_CACHE_SIM);
 const work = path.resolve("bench/.work/profile");
 mkdirSync(work, { recursive: true });
 installCleanup();
@@ -87,7 +91,8 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   const serve = [workerdBinary(), "serve", config, "--experimental", ...extraArgs];
   // icount: under callgrind, counting nothing until `callgrind_control -i on`.
   const [cmd, ...args] = mode === "icount"
-    ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${work}/callgrind.%p`, ...serve]
+    ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${work}/callgrind.%p`,
+        ...(CACHE_SIM ? ["--cache-sim=yes", "--branch-sim=yes"] : []), ...serve]
     : serve;
   const h = await start(cmd, args, { cpu: 0, name: dir });
   const url = `http://127.0.0.1:${port}`;
@@ -115,24 +120,47 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   return { h, url };
 }
 
+// BENCH_PERF=1 (ab): also count the worker's system calls and context
+// switches per request with `perf stat` (kernel tracepoints; root or
+// perf_event_paranoid <= 1). Kernel time is invisible to `icount`, so this
+// is where a gap between time and instruction count can show.
+const PERF_EVENTS = "raw_syscalls:sys_enter,context-switches,page-faults";
+
 async function cpuPerRequest(gw) {
-  const before = cpuMicros(gw.h.pid);
+  const before = cpuTimes(gw.h.pid);
+  const perf = process.env.BENCH_PERF
+    ? run("perf", ["stat", "-x,", "-e", PERF_EVENTS, "-p", String(gw.h.pid), "--", "sleep", String(SECONDS)], {})
+    : null;
   const r = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
   if (r.status && !REVOKED) throw new Error(`${r.status} non-2xx answers`);
-  return { us: (cpuMicros(gw.h.pid) - before) / r.requests, rps: (r.requests * 1e6) / r.durationUs };
+  const after = cpuTimes(gw.h.pid);
+  const m = {
+    us: (after.user + after.sys - before.user - before.sys) / r.requests,
+    sysUs: (after.sys - before.sys) / r.requests,
+    rps: (r.requests * 1e6) / r.durationUs,
+  };
+  if (perf) {
+    // perf counts over its own SECONDS; scale by wrk's rate over the same span.
+    const { stderr } = await perf;
+    const count = (event) => Number(stderr.split("\n").find((l) => l.includes(event))?.split(",")[0]);
+    const requests = (m.rps * SECONDS);
+    m.syscalls = count("raw_syscalls:sys_enter") / requests;
+    m.switches = count("context-switches") / requests;
+    m.faults = count("page-faults") / requests;
+  }
+  return m;
 }
 
 if (mode === "ab") {
   const gateways = [];
-  for (const dir of dirs) gateways.push({ dir, gw: await startGateway(dir), us: [], rps: [] });
+  for (const dir of dirs) gateways.push({ dir, gw: await startGateway(dir), us: [], sysUs: [], rps: [], syscalls: [], switches: [], faults: [] });
   for (const g of gateways) await wrk({ url: g.gw.url, script, seconds: 1, cpu: 1 }); // warm up
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so drift in machine load spreads evenly.
     for (let k = 0; k < gateways.length; k++) {
       const g = gateways[(k + round) % gateways.length];
       const m = await cpuPerRequest(g.gw);
-      g.us.push(m.us);
-      g.rps.push(m.rps);
+      for (const k of ["us", "sysUs", "rps", "syscalls", "switches", "faults"]) if (m[k] !== undefined) g[k].push(m[k]);
     }
   }
   const base = median(gateways[0].us);
@@ -149,7 +177,8 @@ if (mode === "ab") {
     console.log(
       `  ${g.dir.padEnd(40)} ${m.toFixed(0).padStart(5)} µs (${Math.min(...g.us).toFixed(0)}-${Math.max(...g.us).toFixed(0)})  ` +
         `${(m / base).toFixed(2)}x  paired ${median(ratios).toFixed(2)}x (quartiles ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})  ` +
-        `${median(g.rps).toFixed(0)} req/s`,
+        `${median(g.rps).toFixed(0)} req/s  kernel ${median(g.sysUs).toFixed(0)} µs` +
+        (g.syscalls.length ? `  ${median(g.syscalls).toFixed(1)} syscalls, ${median(g.switches).toFixed(2)} context switches, ${median(g.faults).toFixed(2)} page faults` : ""),
     );
   }
   process.exit(0);
@@ -168,11 +197,19 @@ if (mode === "icount") {
   const { readFileSync } = await import("node:fs");
   const control = (pid, ...args) => execFileSync("callgrind_control", [...args, String(pid)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   const expected = REVOKED ? 401 : 200;
+  // BENCH_CONCURRENCY (default 1): requests kept in flight, as wrk's
+  // connections do; 1 counts each request on its own.
+  const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 1);
   const send = async (url, n) => {
-    for (let i = 0; i < n; i++) {
-      const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[i % tokens.length]}` } });
-      if (r.status !== expected) throw new Error(`expected ${expected}, got ${r.status}`);
-    }
+    let sent = 0;
+    const lane = async () => {
+      while (sent < n) {
+        const i = sent++;
+        const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[i % tokens.length]}` } });
+        if (r.status !== expected) throw new Error(`expected ${expected}, got ${r.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, lane));
   };
   const results = [];
   for (const dir of dirs) {
@@ -180,24 +217,34 @@ if (mode === "icount") {
     await send(gw.url, warm);
     control(gw.h.pid, "-i", "on");
     const counts = [];
+    const misses = [];
     for (let round = 0; round < ROUNDS; round++) {
       control(gw.h.pid, "-z");
       await send(gw.url, count);
       const dumped = control(gw.h.pid, "-d");
       const files = readdirSync(work).filter((f) => f.startsWith(`callgrind.${gw.h.pid}.`));
       const latest = files.sort((a, b) => Number(a.split(".").pop()) - Number(b.split(".").pop())).pop();
-      const totals = readFileSync(path.join(work, latest), "utf8").match(/^(?:totals|summary): (\d+)/m);
+      const text = readFileSync(path.join(work, latest), "utf8");
+      const totals = text.match(/^(?:totals|summary):((?: \d+)+)/m);
       if (!totals) throw new Error(`no totals in ${latest}: ${dumped}`);
-      counts.push(Number(totals[1]) / count);
+      const values = totals[1].trim().split(" ").map(Number);
+      counts.push(values[0] / count);
+      if (CACHE_SIM) {
+        const names = text.match(/^events: (.*)$/m)[1].split(" ");
+        misses.push(Object.fromEntries(names.map((n, i) => [n, (values[i] ?? 0) / count])));
+      }
     }
     await gw.h.stop();
-    results.push({ dir, counts });
+    results.push({ dir, counts, misses });
   }
   const base = median(results[0].counts);
   console.log(`\ninstructions per ${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request (callgrind, whole process), ${ROUNDS} rounds of ${count} after ${warm} uncounted (median, min-max):`);
-  for (const { dir, counts } of results) {
+  for (const { dir, counts, misses } of results) {
     const m = median(counts);
-    console.log(`  ${dir.padEnd(40)} ${(m / 1000).toFixed(1).padStart(8)} k (${(Math.min(...counts) / 1000).toFixed(1)}-${(Math.max(...counts) / 1000).toFixed(1)})  ${(m / base).toFixed(3)}x`);
+    const cache = CACHE_SIM
+      ? "  misses: " + ["I1mr", "D1mr", "D1mw", "DLmw", "Bcm", "Bim"].map((e) => `${e} ${median(misses.map((x) => x[e])).toFixed(0)}`).join(", ")
+      : "";
+    console.log(`  ${dir.padEnd(40)} ${(m / 1000).toFixed(1).padStart(8)} k (${(Math.min(...counts) / 1000).toFixed(1)}-${(Math.max(...counts) / 1000).toFixed(1)})  ${(m / base).toFixed(3)}x${cache}`);
   }
   process.exit(0);
 }

@@ -138,12 +138,18 @@ export function run(cmd, args, { cpu, env, cwd } = {}) {
   });
 }
 
-/** utime + stime of a process (all its threads, live and exited), in microseconds. */
-export function cpuMicros(pid) {
+/** User and kernel CPU time of a process (all its threads, live and exited), in microseconds. */
+export function cpuTimes(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+  return { user: (Number(fields[11]) * 1e6) / CLK_TCK, sys: (Number(fields[12]) * 1e6) / CLK_TCK };
+}
+
+/** utime + stime of a process, in microseconds. */
+export function cpuMicros(pid) {
+  const { user, sys } = cpuTimes(pid);
+  return user + sys;
 }
 
 /** A free TCP port on 127.0.0.1. */
