@@ -28,7 +28,7 @@
 // build/), or the old worker-build layout.
 import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { installCleanup, start, run, cpuMicros, cpuTimes, freePort, request, sleep } from "./lib/proc.mjs";
+import { installCleanup, start, run, cpuTimes, freePort, request, sleep } from "./lib/proc.mjs";
 import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
 import { writeScript, wrk } from "./lib/wrk.mjs";
 import { makeKeys, mint, ISSUER, AUDIENCE } from "./lib/tokens.mjs";
@@ -44,9 +44,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 // refused with 401 token_revoked (and logs its one refusal line).
 const REVOKED = process.env.BENCH_KIND === "revoked";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-// BENCH_CACHE_SIM=1 (icount): callgrind also simulates the caches and
-// reports misses per request (first-level instruction and data, last level):
-// where the same instruction count takes longer, misses are a candidate.
+// BENCH_CACHE_SIM=1 (icount): callgrind also simulates the caches and the
+// branch predictor, and reports misses and mispredicts per request: where
+// the same instruction count takes longer, they are a candidate.
 const CACHE_SIM = Boolean(process.env.BENCH_CACHE_SIM);
 const work = path.resolve("bench/.work/profile");
 mkdirSync(work, { recursive: true });
@@ -120,8 +120,8 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   return { h, url };
 }
 
-// BENCH_PERF=1 (ab): also count the worker's system calls and context
-// switches per request with `perf stat` (kernel tracepoints; root or
+// BENCH_PERF=1 (ab): also count the worker's system calls, context switches
+// and page faults per request with `perf stat` (kernel tracepoints; root or
 // perf_event_paranoid <= 1). Kernel time is invisible to `icount`, so this
 // is where a gap between time and instruction count can show.
 const PERF_EVENTS = "raw_syscalls:sys_enter,context-switches,page-faults";
@@ -129,7 +129,7 @@ const PERF_EVENTS = "raw_syscalls:sys_enter,context-switches,page-faults";
 async function cpuPerRequest(gw) {
   const before = cpuTimes(gw.h.pid);
   const perf = process.env.BENCH_PERF
-    ? run("perf", ["stat", "-x,", "-e", PERF_EVENTS, "-p", String(gw.h.pid), "--", "sleep", String(SECONDS)], {})
+    ? run("perf", ["stat", "-x,", "-e", PERF_EVENTS, "-p", String(gw.h.pid), "--", "sleep", String(SECONDS)])
     : null;
   const r = await wrk({ url: gw.url, script, seconds: SECONDS, cpu: 1 });
   if (r.status && !REVOKED) throw new Error(`${r.status} non-2xx answers`);
@@ -140,10 +140,11 @@ async function cpuPerRequest(gw) {
     rps: (r.requests * 1e6) / r.durationUs,
   };
   if (perf) {
-    // perf counts over its own SECONDS; scale by wrk's rate over the same span.
+    // perf counts over its own SECONDS, started a moment before wrk's:
+    // per request is its count over wrk's rate times that span.
     const { stderr } = await perf;
     const count = (event) => Number(stderr.split("\n").find((l) => l.includes(event))?.split(",")[0]);
-    const requests = (m.rps * SECONDS);
+    const requests = m.rps * SECONDS;
     m.syscalls = count("raw_syscalls:sys_enter") / requests;
     m.switches = count("context-switches") / requests;
     m.faults = count("page-faults") / requests;
@@ -160,7 +161,7 @@ if (mode === "ab") {
     for (let k = 0; k < gateways.length; k++) {
       const g = gateways[(k + round) % gateways.length];
       const m = await cpuPerRequest(g.gw);
-      for (const k of ["us", "sysUs", "rps", "syscalls", "switches", "faults"]) if (m[k] !== undefined) g[k].push(m[k]);
+      for (const field of Object.keys(m)) g[field].push(m[field]);
     }
   }
   const base = median(gateways[0].us);
@@ -238,11 +239,17 @@ if (mode === "icount") {
     results.push({ dir, counts, misses });
   }
   const base = median(results[0].counts);
+  // callgrind_annotate's cycle estimate (its documented weights): an
+  // instruction, 10 per first-level miss or mispredicted branch, 100 per
+  // last-level miss. A model's figure, for comparing builds.
+  const cycleEstimate = (e) =>
+    e.Ir + 10 * (e.I1mr + e.D1mr + e.D1mw + e.Bcm + e.Bim) + 100 * (e.ILmr + e.DLmr + e.DLmw);
   console.log(`\ninstructions per ${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request (callgrind, whole process), ${ROUNDS} rounds of ${count} after ${warm} uncounted (median, min-max):`);
   for (const { dir, counts, misses } of results) {
     const m = median(counts);
     const cache = CACHE_SIM
-      ? "  misses: " + ["I1mr", "D1mr", "D1mw", "DLmw", "Bcm", "Bim"].map((e) => `${e} ${median(misses.map((x) => x[e])).toFixed(0)}`).join(", ")
+      ? "  misses: " + ["I1mr", "D1mr", "D1mw", "DLmw", "Bcm", "Bim"].map((e) => `${e} ${median(misses.map((x) => x[e])).toFixed(0)}`).join(", ") +
+        `; cycle estimate ${(median(misses.map(cycleEstimate)) / median(results[0].misses.map(cycleEstimate))).toFixed(3)}x`
       : "";
     console.log(`  ${dir.padEnd(40)} ${(m / 1000).toFixed(1).padStart(8)} k (${(Math.min(...counts) / 1000).toFixed(1)}-${(Math.max(...counts) / 1000).toFixed(1)})  ${(m / base).toFixed(3)}x${cache}`);
   }
