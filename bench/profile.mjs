@@ -12,6 +12,11 @@
 //       instructions per valid request under valgrind's callgrind, whole
 //       process, after BENCH_WARM uncounted requests: a measure that barely
 //       moves with the host's load (bench/README.md says how to read it).
+//       BENCH_FIRST=1: the first request of each of BENCH_ROUNDS fresh
+//       processes instead, counted from the moment the socket listens: the
+//       CPU work of a cold start (workerd builds the worker on its first
+//       request: the modules' compilation, wasm validated whole and
+//       compiled lazily function by function, the request itself).
 //   node bench/profile.mjs cpu DIR
 //       V8's sampling CPU profiler through workerd's inspector during
 //       BENCH_SECONDS of load; prints self time by function and by part
@@ -19,7 +24,9 @@
 //       Build DIR with wasm names kept to see Rust functions by name.
 //   node bench/profile.mjs cold DIR_A DIR_B [DIR_C ...]
 //       process start to the first verified 200 (BENCH_COLD starts each,
-//       default 9, interleaved), medians: A/B of cold start.
+//       default 9, interleaved), medians: A/B of cold start; and how much
+//       of it is the answering request alone (the rest is workerd starting
+//       to listen, within the 1 ms poll).
 //   node bench/profile.mjs first DIR
 //       the V8 profile of a fresh process's first request (what a cold
 //       start runs once the module is loaded), by function.
@@ -28,6 +35,7 @@
 // build/), or the old worker-build layout.
 import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
+import net from "node:net";
 import { installCleanup, start, run, cpuTimes, freePort, request, sleep } from "./lib/proc.mjs";
 import { writeConfig, workerdBinary } from "./lib/workerd.mjs";
 import { writeScript, wrk } from "./lib/wrk.mjs";
@@ -48,6 +56,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 // branch predictor, and reports misses and mispredicts per request: where
 // the same instruction count takes longer, they are a candidate.
 const CACHE_SIM = Boolean(process.env.BENCH_CACHE_SIM);
+// BENCH_FIRST=1 (icount): count a fresh process's first request instead
+// (ROUNDS processes): the instructions a cold start costs.
+const FIRST = Boolean(process.env.BENCH_FIRST);
 const work = path.resolve("bench/.work/profile");
 mkdirSync(work, { recursive: true });
 installCleanup();
@@ -76,6 +87,18 @@ function modulesOf(dir) {
   ];
 }
 
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+function accepts(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   const port = await freePort();
   const config = writeConfig({
@@ -100,11 +123,23 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   if (mode === "cold" || mode === "first") {
     // Poll every millisecond: the figure is the first verified answer.
     for (;;) {
+      const sentAt = performance.now();
       const r = await request(`${url}/api/items?page=1`, { headers: { authorization: `Bearer ${tokens[0]}` } }).catch(() => null);
-      if (r?.status === 200) return { h, url, coldMs: performance.now() - spawnedAt };
+      const doneAt = performance.now();
+      // firstMs: the answering request alone, which the socket accepted, so
+      // coldMs - firstMs is (within the 1 ms poll) the time to listen.
+      if (r?.status === 200) return { h, url, coldMs: doneAt - spawnedAt, firstMs: doneAt - sentAt };
       if (performance.now() - spawnedAt > 30_000) throw new Error(`${dir}: no 200 within 30 s`);
       await sleep(1);
     }
+  }
+  if (mode === "icount" && FIRST) {
+    // The first request is the one to count: wait for the socket only.
+    for (let i = 0; !(await accepts(port)); i++) {
+      if (i > 1200) throw new Error(`${dir}: not listening after 2 minutes`);
+      await sleep(100);
+    }
+    return { h, url };
   }
   for (let i = 0; ; i++) {
     try {
@@ -212,28 +247,48 @@ if (mode === "icount") {
     };
     await Promise.all(Array.from({ length: concurrency }, lane));
   };
+  // Reads the counters callgrind dumped for `pid` last, per request of `n`.
+  const dumpPerRequest = (pid, n) => {
+    const dumped = control(pid, "-d");
+    const files = readdirSync(work).filter((f) => f.startsWith(`callgrind.${pid}.`));
+    const latest = files.sort((a, b) => Number(a.split(".").pop()) - Number(b.split(".").pop())).pop();
+    const text = readFileSync(path.join(work, latest), "utf8");
+    const totals = text.match(/^(?:totals|summary):((?: \d+)+)/m);
+    if (!totals) throw new Error(`no totals in ${latest}: ${dumped}`);
+    const values = totals[1].trim().split(" ").map(Number);
+    const names = text.match(/^events: (.*)$/m)[1].split(" ");
+    return { count: values[0] / n, events: Object.fromEntries(names.map((e, i) => [e, (values[i] ?? 0) / n])) };
+  };
   const results = [];
   for (const dir of dirs) {
+    const counts = [];
+    const misses = [];
+    if (FIRST) {
+      // A fresh process per round, counted from the moment its socket
+      // listens: workerd builds the worker on its first request, so this
+      // is the cold start's CPU work (module compile and validation, the
+      // wasm compiled lazily function by function, the request itself).
+      for (let round = 0; round < ROUNDS; round++) {
+        const gw = await startGateway(dir);
+        control(gw.h.pid, "-i", "on");
+        await send(gw.url, 1);
+        const { count: n, events } = dumpPerRequest(gw.h.pid, 1);
+        counts.push(n);
+        misses.push(events);
+        await gw.h.stop();
+      }
+      results.push({ dir, counts, misses });
+      continue;
+    }
     const gw = await startGateway(dir);
     await send(gw.url, warm);
     control(gw.h.pid, "-i", "on");
-    const counts = [];
-    const misses = [];
     for (let round = 0; round < ROUNDS; round++) {
       control(gw.h.pid, "-z");
       await send(gw.url, count);
-      const dumped = control(gw.h.pid, "-d");
-      const files = readdirSync(work).filter((f) => f.startsWith(`callgrind.${gw.h.pid}.`));
-      const latest = files.sort((a, b) => Number(a.split(".").pop()) - Number(b.split(".").pop())).pop();
-      const text = readFileSync(path.join(work, latest), "utf8");
-      const totals = text.match(/^(?:totals|summary):((?: \d+)+)/m);
-      if (!totals) throw new Error(`no totals in ${latest}: ${dumped}`);
-      const values = totals[1].trim().split(" ").map(Number);
-      counts.push(values[0] / count);
-      if (CACHE_SIM) {
-        const names = text.match(/^events: (.*)$/m)[1].split(" ");
-        misses.push(Object.fromEntries(names.map((n, i) => [n, (values[i] ?? 0) / count])));
-      }
+      const { count: n, events } = dumpPerRequest(gw.h.pid, count);
+      counts.push(n);
+      misses.push(events);
     }
     await gw.h.stop();
     results.push({ dir, counts, misses });
@@ -244,14 +299,19 @@ if (mode === "icount") {
   // last-level miss. A model's figure, for comparing builds.
   const cycleEstimate = (e) =>
     e.Ir + 10 * (e.I1mr + e.D1mr + e.D1mw + e.Bcm + e.Bim) + 100 * (e.ILmr + e.DLmr + e.DLmw);
-  console.log(`\ninstructions per ${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request (callgrind, whole process), ${ROUNDS} rounds of ${count} after ${warm} uncounted (median, min-max):`);
+  const what = `${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request`;
+  console.log(FIRST
+    ? `\ninstructions of a fresh process's first ${what}, from listening to the answer (callgrind, whole process), ${ROUNDS} processes (median, min-max):`
+    : `\ninstructions per ${what} (callgrind, whole process), ${ROUNDS} rounds of ${count} after ${warm} uncounted (median, min-max):`);
   for (const { dir, counts, misses } of results) {
     const m = median(counts);
     const cache = CACHE_SIM
       ? "  misses: " + ["I1mr", "D1mr", "D1mw", "DLmw", "Bcm", "Bim"].map((e) => `${e} ${median(misses.map((x) => x[e])).toFixed(0)}`).join(", ") +
         `; cycle estimate ${(median(misses.map(cycleEstimate)) / median(results[0].misses.map(cycleEstimate))).toFixed(3)}x`
       : "";
-    console.log(`  ${dir.padEnd(40)} ${(m / 1000).toFixed(1).padStart(8)} k (${(Math.min(...counts) / 1000).toFixed(1)}-${(Math.max(...counts) / 1000).toFixed(1)})  ${(m / base).toFixed(3)}x${cache}`);
+    const [unit, scale] = FIRST ? ["M", 1e6] : ["k", 1e3];
+    const shown = (x) => (x / scale).toFixed(1);
+    console.log(`  ${dir.padEnd(40)} ${shown(m).padStart(8)} ${unit} (${shown(Math.min(...counts))}-${shown(Math.max(...counts))})  ${(m / base).toFixed(3)}x${cache}`);
   }
   process.exit(0);
 }
@@ -259,11 +319,13 @@ if (mode === "icount") {
 if (mode === "cold") {
   const starts = Number(process.env.BENCH_COLD ?? 9);
   const ms = dirs.map(() => []);
+  const firstMs = dirs.map(() => []);
   for (let round = 0; round < starts; round++) {
     for (let k = 0; k < dirs.length; k++) {
       const i = (k + round) % dirs.length;
       const gw = await startGateway(dirs[i]);
       ms[i].push(gw.coldMs);
+      firstMs[i].push(gw.firstMs);
       await gw.h.stop();
     }
   }
@@ -271,7 +333,8 @@ if (mode === "cold") {
   console.log(`\ncold start (process start to the first verified 200), ${starts} interleaved starts (median, min-max):`);
   dirs.forEach((dir, i) => {
     const m = median(ms[i]);
-    console.log(`  ${dir.padEnd(40)} ${m.toFixed(1).padStart(6)} ms (${Math.min(...ms[i]).toFixed(1)}-${Math.max(...ms[i]).toFixed(1)})  ${(m - base >= 0 ? "+" : "")}${(m - base).toFixed(1)} ms`);
+    const f = median(firstMs[i]);
+    console.log(`  ${dir.padEnd(40)} ${m.toFixed(1).padStart(6)} ms (${Math.min(...ms[i]).toFixed(1)}-${Math.max(...ms[i]).toFixed(1)})  ${(m - base >= 0 ? "+" : "")}${(m - base).toFixed(1)} ms;  first request ${f.toFixed(1)} ms`);
   });
   process.exit(0);
 }
