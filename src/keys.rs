@@ -5,13 +5,15 @@
 //! `alg` and `use` allow (RFC 8725 sections 2.1, 3.1). So an HS256 token
 //! "signed" with an RSA public key finds no key: RSA keys never do HMAC.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
-use jwt_compact::{Algorithm as JwsAlgorithm, AlgorithmSignature};
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha2::{Sha256, Sha384, Sha512};
 
 use crate::error::GateError;
 
@@ -382,44 +384,71 @@ impl SignatureVerifier for NoPublicKeys {
     }
 }
 
-/// An HMAC secret prepared once for each HMAC algorithm.
+/// An HMAC secret, keyed once for each HMAC algorithm the first time a
+/// token of that algorithm comes: the keyed state (the hashed inner and
+/// outer pads, two compression rounds) is then cloned per token instead of
+/// computed again, as jwt-compact's `Hs256Key` does on every call. Keyed
+/// lazily so that an HS256-only deployment never runs (nor, in wasm,
+/// compiles) SHA-512.
 #[derive(Clone)]
 pub struct HmacKeys {
-    hs256: Hs256Key,
-    hs384: Hs384Key,
-    hs512: Hs512Key,
+    secret: Box<[u8]>,
+    hs256: OnceCell<Hmac<Sha256>>,
+    hs384: OnceCell<Hmac<Sha384>>,
+    hs512: OnceCell<Hmac<Sha512>>,
+}
+
+/// HMAC takes a key of any length (RFC 2104 2); the minimum we ask for is
+/// checked where keys are configured.
+fn keyed<M: KeyInit>(secret: &[u8]) -> M {
+    M::new_from_slice(secret).expect("HMAC accepts keys of every length")
 }
 
 impl HmacKeys {
     pub fn new(secret: &[u8]) -> HmacKeys {
         HmacKeys {
-            hs256: Hs256Key::new(secret),
-            hs384: Hs384Key::new(secret),
-            hs512: Hs512Key::new(secret),
+            secret: secret.into(),
+            hs256: OnceCell::new(),
+            hs384: OnceCell::new(),
+            hs512: OnceCell::new(),
         }
     }
 
-    /// Constant-time HMAC check (jwt-compact compares `CtOutput`s). HMAC
-    /// stays in Rust: synchronous, and measured cheap (docs/performance.md).
+    /// Constant-time HMAC check (`verify_slice` compares with `subtle`, and
+    /// refuses a tag of the wrong length). HMAC stays in Rust: synchronous,
+    /// and measured cheap (docs/performance.md).
     pub fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
+        fn check<M: Mac + Clone>(keyed: &M, message: &[u8], signature: &[u8]) -> bool {
+            let mut mac = keyed.clone();
+            mac.update(message);
+            mac.verify_slice(signature).is_ok()
+        }
+        let secret = &self.secret;
         match alg {
-            Algorithm::Hs256 => check(Hs256, &self.hs256, signing_input, signature),
-            Algorithm::Hs384 => check(Hs384, &self.hs384, signing_input, signature),
-            Algorithm::Hs512 => check(Hs512, &self.hs512, signing_input, signature),
+            Algorithm::Hs256 => check(
+                self.hs256.get_or_init(|| keyed(secret)),
+                signing_input,
+                signature,
+            ),
+            Algorithm::Hs384 => check(
+                self.hs384.get_or_init(|| keyed(secret)),
+                signing_input,
+                signature,
+            ),
+            Algorithm::Hs512 => check(
+                self.hs512.get_or_init(|| keyed(secret)),
+                signing_input,
+                signature,
+            ),
             _ => false,
         }
     }
-}
 
-fn check<A: JwsAlgorithm>(alg: A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
-    // `try_from_slice` of an HMAC signature panics on a wrong length, so the
-    // length is checked first.
-    if A::Signature::LENGTH.is_some_and(|len| len.get() != signature.len()) {
-        return false;
-    }
-    match A::Signature::try_from_slice(signature) {
-        Ok(signature) => alg.verify_signature(&signature, key, message),
-        Err(_) => false,
+    /// The HS256 tag of `message` (the JWKS cache's seal, src/edge/jwks.rs).
+    pub fn sign_hs256(&self, message: &[u8]) -> Vec<u8> {
+        let mut mac: Hmac<Sha256> = keyed(&self.secret);
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
     }
 }
 
@@ -541,5 +570,62 @@ mod tests {
         );
         assert_eq!(kids(Algorithm::Rs256, None).len(), 2);
         assert_eq!(kids(Algorithm::Hs256, Some("anything")), [None]);
+    }
+
+    #[test]
+    fn hmac_checks_agree_with_jwt_compact_every_time_and_refuse_any_other_tag() {
+        use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
+        use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
+        let secret = b"a-secret-of-at-least-thirty-two-bytes";
+        let keys = HmacKeys::new(secret);
+        let message = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+        let tags = [
+            (
+                Algorithm::Hs256,
+                Hs256
+                    .sign(&Hs256Key::new(secret), message)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (
+                Algorithm::Hs384,
+                Hs384
+                    .sign(&Hs384Key::new(secret), message)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (
+                Algorithm::Hs512,
+                Hs512
+                    .sign(&Hs512Key::new(secret), message)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+        ];
+        for (alg, tag) in &tags {
+            // Twice: the keyed state is cloned per check, never used up.
+            assert!(keys.verify(*alg, message, tag), "{alg:?}");
+            assert!(keys.verify(*alg, message, tag), "{alg:?} again");
+            assert!(!keys.verify(*alg, b"another message", tag), "{alg:?}");
+            assert!(!keys.verify(*alg, message, &tag[1..]), "{alg:?}: short tag");
+            let mut flipped = tag.clone();
+            flipped[0] ^= 1;
+            assert!(
+                !keys.verify(*alg, message, &flipped),
+                "{alg:?}: flipped bit"
+            );
+            assert!(
+                !HmacKeys::new(b"another-secret-of-thirty-two-bytes!").verify(*alg, message, tag)
+            );
+        }
+        assert!(
+            !keys.verify(Algorithm::Hs384, message, &tags[0].1),
+            "an HS256 tag is no HS384 tag"
+        );
+        assert!(
+            !keys.verify(Algorithm::Rs256, message, &tags[0].1),
+            "HMAC keys do no RSA"
+        );
+        assert_eq!(keys.sign_hs256(message), tags[0].1);
     }
 }

@@ -18,8 +18,6 @@ use crate::keyring::{
 use crate::keys::{Algorithm, HmacKeys};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use js_sys::Array;
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
 
 /// Our own header on Cache API copies: `<expiry>.<hmac>`.
 const SEAL_HEADER: &str = "x-tokengate-seal";
@@ -75,11 +73,8 @@ impl EdgeFetcher {
             .clamp(MIN_CACHE_SECONDS, MAX_CACHE_SECONDS);
         let expires = now_seconds() + ttl;
         let message = sealed_message(url, expires, &fetched.body);
-        let mac = Hs256.sign(&Hs256Key::new(key), message.as_bytes());
-        let seal = format!(
-            "{expires}.{}",
-            Base64UrlUnpadded::encode_string(&mac.as_bytes())
-        );
+        let mac = HmacKeys::new(key).sign_hs256(message.as_bytes());
+        let seal = format!("{expires}.{}", Base64UrlUnpadded::encode_string(&mac));
         // Best effort: a failed cache write only costs a later fetch.
         if let Ok(promise) = host::cache_write(url, &fetched.body, ttl as u32, SEAL_HEADER, &seal) {
             let _ = wait(promise).await;

@@ -26,11 +26,11 @@ use crate::clock::NumericDate;
 use crate::config::Config;
 use crate::error::{GateError, Refusal, RefusalLog, Reply};
 use crate::form;
-use crate::gateway::{Gateway, Incoming};
+use crate::gateway::{out_of_line, Gateway, Incoming};
 use crate::headers::{header_lines, identity_headers, origin_target, split_url};
 use crate::js_value::{describe, setting};
 use crate::keyring::Keyring;
-use crate::request::{self, Body, Forward, ForwardBody, Record, Step};
+use crate::request::{self, Body, BodyWanted, Forward, ForwardBody, Record, Step};
 use crate::verify::Verification;
 use host::{Request, Response};
 use jwks::EdgeFetcher;
@@ -244,23 +244,33 @@ impl Call<'_> {
             step = match step {
                 Step::Reply(reply) => return Ok(Answer::Ours(reply)),
                 Step::ReadBody(wanted) => {
-                    let Ok(bytes) = self.read_body(form::MAX_BODY_BYTES).await else {
-                        return Ok(Answer::Ours(wanted.unreadable()));
-                    };
-                    let content_type = host::header(self.request, "content-type");
-                    let content_encoding = host::header(self.request, "content-encoding");
-                    let body = Body {
-                        content_type: content_type.as_deref(),
-                        content_encoding: content_encoding.as_deref(),
-                        bytes: &bytes,
-                    };
-                    gateway.with_body(&incoming, wanted, body, now()).await
+                    out_of_line(self.read_body_and_go_on(&gateway, &incoming, wanted)).await
                 }
                 Step::Forward(forward) => {
                     return self.forward_and_record(&gateway, &target(), forward).await
                 }
             };
         }
+    }
+
+    /// Reads the body the core asked for and hands it over: the next step.
+    async fn read_body_and_go_on(
+        &self,
+        gateway: &Gateway<'_, EdgeFetcher, crypto::WebCrypto, KvRevocations>,
+        incoming: &Incoming<'_>,
+        wanted: BodyWanted,
+    ) -> Step {
+        let Ok(bytes) = self.read_body(form::MAX_BODY_BYTES).await else {
+            return Step::Reply(wanted.unreadable());
+        };
+        let content_type = host::header(self.request, "content-type");
+        let content_encoding = host::header(self.request, "content-encoding");
+        let body = Body {
+            content_type: content_type.as_deref(),
+            content_encoding: content_encoding.as_deref(),
+            bytes: &bytes,
+        };
+        gateway.with_body(incoming, wanted, body, now()).await
     }
 
     /// Sends the request on, then records what the origin's answer asks
@@ -295,8 +305,7 @@ impl Call<'_> {
             host::warn(&format!("tokengate: {warning}"));
         }
         if let Some(record) = after.record {
-            self.record_in_background(record, gateway.store.clone())
-                .await?;
+            out_of_line(self.record_in_background(record, gateway.store.clone())).await?;
         }
         Ok(Answer::Origin(response))
     }
