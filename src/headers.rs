@@ -61,8 +61,13 @@ pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, String)> {
 /// value (the Fetch API refuses it, and the identity values are made
 /// header-safe above); a pair that has one anyway is left out rather than
 /// allowed to split into more pairs.
-pub fn header_lines<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut lines = String::new();
+pub fn header_lines<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> String {
+    let size = pairs
+        .clone()
+        .into_iter()
+        .map(|(n, v)| n.len() + v.len() + 2)
+        .sum();
+    let mut lines = String::with_capacity(size);
     for (name, value) in pairs {
         if name.contains('\n') || value.contains('\n') {
             continue;
@@ -78,11 +83,16 @@ pub fn header_lines<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
 }
 
 fn header_safe(value: &str) -> String {
+    let plain = |byte: &u8| byte.is_ascii_graphic() && *byte != b'%';
+    // Almost every value needs no escape: one copy, not a push per byte.
+    if value.as_bytes().iter().all(plain) {
+        return value.to_owned();
+    }
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         // Spaces too: the Fetch API trims them, so " admin " would arrive
         // as "admin".
-        if byte.is_ascii_graphic() && byte != b'%' {
+        if plain(&byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
