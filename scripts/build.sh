@@ -57,7 +57,7 @@ rm -rf "$stage/snippets"
 # 3. wasm-opt -O3 (speed, as Cargo's opt-level), then drop names and
 #    producers (stack-trace sugar). Binaryen inlines a function with one
 #    caller whatever its size; capped at 100 bytes, the request's state
-#    machine stays 15 KB instead of 39 KB, and a route's code is compiled
+#    machine stays 13 KB instead of 39 KB, and a route's code is compiled
 #    only when a request takes it (V8 compiles wasm lazily, function by
 #    function): the first request of an isolate compiles 5 % fewer
 #    instructions' worth (bench/TRIED.md), warm requests count the same.
