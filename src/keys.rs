@@ -398,12 +398,6 @@ pub struct HmacKeys {
     hs512: OnceCell<Hmac<Sha512>>,
 }
 
-/// HMAC takes a key of any length (RFC 2104 2); the minimum we ask for is
-/// checked where keys are configured.
-fn keyed<M: KeyInit>(secret: &[u8]) -> M {
-    M::new_from_slice(secret).expect("HMAC accepts keys of every length")
-}
-
 impl HmacKeys {
     pub fn new(secret: &[u8]) -> HmacKeys {
         HmacKeys {
@@ -418,37 +412,39 @@ impl HmacKeys {
     /// refuses a tag of the wrong length). HMAC stays in Rust: synchronous,
     /// and measured cheap (docs/performance.md).
     pub fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
-        fn check<M: Mac + Clone>(keyed: &M, message: &[u8], signature: &[u8]) -> bool {
-            let mut mac = keyed.clone();
-            mac.update(message);
-            mac.verify_slice(signature).is_ok()
-        }
-        let secret = &self.secret;
         match alg {
-            Algorithm::Hs256 => check(
-                self.hs256.get_or_init(|| keyed(secret)),
-                signing_input,
-                signature,
-            ),
-            Algorithm::Hs384 => check(
-                self.hs384.get_or_init(|| keyed(secret)),
-                signing_input,
-                signature,
-            ),
-            Algorithm::Hs512 => check(
-                self.hs512.get_or_init(|| keyed(secret)),
-                signing_input,
-                signature,
-            ),
+            Algorithm::Hs256 => self.check(&self.hs256, signing_input, signature),
+            Algorithm::Hs384 => self.check(&self.hs384, signing_input, signature),
+            Algorithm::Hs512 => self.check(&self.hs512, signing_input, signature),
             _ => false,
         }
     }
 
     /// The HS256 tag of `message` (the JWKS cache's seal, src/edge/jwks.rs).
     pub fn sign_hs256(&self, message: &[u8]) -> Vec<u8> {
-        let mut mac: Hmac<Sha256> = keyed(&self.secret);
+        let mut mac = self.keyed(&self.hs256).clone();
         mac.update(message);
         mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The algorithm's keyed state, keyed the first time it is asked for.
+    fn keyed<'k, M: KeyInit>(&self, cell: &'k OnceCell<M>) -> &'k M {
+        // HMAC takes a key of any length (RFC 2104 2); the minimum we ask
+        // for is checked where keys are configured.
+        cell.get_or_init(|| {
+            M::new_from_slice(&self.secret).expect("HMAC accepts keys of every length")
+        })
+    }
+
+    fn check<M: Mac + KeyInit + Clone>(
+        &self,
+        cell: &OnceCell<M>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let mut mac = self.keyed(cell).clone();
+        mac.update(message);
+        mac.verify_slice(signature).is_ok()
     }
 }
 

@@ -110,31 +110,33 @@ pub fn route_with_backchannel(
 /// per request: a gateway route matches if either reading reaches it.
 pub struct LoosePath<'a> {
     path: &'a str,
-    readings: [String; 2],
+    merged: String,
+    /// The reading that keeps empty segments, when it differs from `merged`
+    /// (for most paths it does not, and each route is then compared once).
+    kept: Option<String>,
 }
 
 impl<'a> LoosePath<'a> {
     pub fn new(path: &'a str) -> LoosePath<'a> {
-        if let Some(plain) = plain_loose_form(path) {
-            return LoosePath {
-                path,
-                readings: [plain.clone(), plain],
-            };
-        }
-        LoosePath {
-            path,
-            readings: [
-                loose_form(path, Slashes::MergeFirst),
-                loose_form(path, Slashes::Keep),
-            ],
-        }
+        let (merged, kept) = match plain_loose_form(path) {
+            Some(plain) => (plain, None),
+            None => {
+                let merged = loose_form(path, Slashes::MergeFirst);
+                let kept = loose_form(path, Slashes::Keep);
+                let kept = (kept != merged).then_some(kept);
+                (merged, kept)
+            }
+        };
+        LoosePath { path, merged, kept }
+    }
+
+    fn readings(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.merged.as_str()).chain(self.kept.as_deref())
     }
 
     /// Does the path reach the gateway route `loose_route` (in loose form)?
     pub fn reaches(&self, loose_route: &str) -> bool {
-        self.readings
-            .iter()
-            .any(|loose| same_route(loose, loose_route))
+        self.readings().any(|loose| same_route(loose, loose_route))
     }
 
     /// Is the path under one of `STRICT_PATHS`? Unlike a public path, a
@@ -146,7 +148,7 @@ impl<'a> LoosePath<'a> {
     pub fn is_strict(&self, strict_paths: &[StrictPath]) -> bool {
         strict_paths.iter().any(|strict| {
             strict.pattern.matches(self.path)
-                || self.readings.iter().any(|reading| {
+                || self.readings().any(|reading| {
                     // Origins trim what ends a path: `/account%20`, `/account%00`.
                     let reading = reading.trim_end_matches(|c: char| c <= ' ' || c == '\x7f');
                     strict.covers(reading)
