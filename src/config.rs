@@ -323,17 +323,20 @@ fn providers(
             issuer: String::new(),
             audience: get("JWT_AUDIENCE").map(StringOrList::One),
             algorithms: get("JWT_ALGORITHMS").map(StringOrList::One),
-            jwks: match get("JWT_JWKS") {
-                None => None,
-                Some(text) => Some(
-                    serde_json::value::RawValue::from_string(text)
-                        .map_err(|_| invalid("JWT_JWKS", "is not JSON"))?,
-                ),
-            },
+            jwks: None,
             jwks_url: get("JWT_JWKS_URL"),
             secret: secret.is_some(),
         };
-        let mut provider = provider(setting, secret, "JWT_JWKS", "JWT_ALGORITHMS", warnings)?;
+        // Parsed once, as a key set: not first checked as JSON on its own.
+        let jwks = get("JWT_JWKS");
+        let mut provider = provider(
+            setting,
+            jwks.as_deref(),
+            secret,
+            "JWT_JWKS",
+            "JWT_ALGORITHMS",
+            warnings,
+        )?;
         provider.issuers = list(get("JWT_ISSUER").as_deref());
         return Ok(vec![provider]);
     };
@@ -367,7 +370,7 @@ fn providers(
         return Err(invalid("JWT_ISSUERS", "lists no issuer"));
     }
     let mut providers: Vec<Provider> = Vec::new();
-    for setting in settings {
+    for mut setting in settings {
         let issuer = setting.issuer.trim().to_owned();
         if issuer.is_empty() || providers.iter().any(|p| p.issuers.contains(&issuer)) {
             return Err(invalid(
@@ -382,24 +385,34 @@ fn providers(
             ));
         }
         let secret = if setting.secret { secret.clone() } else { None };
-        let mut provider = provider(setting, secret, "JWT_ISSUERS", "JWT_ISSUERS", warnings)?;
+        let jwks = setting.jwks.take();
+        let mut provider = provider(
+            setting,
+            jwks.as_deref().map(serde_json::value::RawValue::get),
+            secret,
+            "JWT_ISSUERS",
+            "JWT_ISSUERS",
+            warnings,
+        )?;
         provider.issuers = vec![issuer];
         providers.push(provider);
     }
     Ok(providers)
 }
 
+/// `jwks`: the provider's inline key set as text (`setting.jwks` is not read).
 fn provider(
     setting: ProviderSetting,
+    jwks: Option<&str>,
     secret: Option<Rc<VerifyKey>>,
     jwks_setting: &'static str,
     algorithms_setting: &'static str,
     warnings: &mut Vec<String>,
 ) -> Result<Provider, ConfigError> {
     let mut keys: Vec<Rc<VerifyKey>> = secret.into_iter().collect();
-    if let Some(jwks) = setting.jwks {
-        let (inline, skipped) = parse_jwks(jwks.get(), KeySetSource::Configured)
-            .map_err(|why| invalid(jwks_setting, why))?;
+    if let Some(jwks) = jwks {
+        let (inline, skipped) =
+            parse_jwks(jwks, KeySetSource::Configured).map_err(|why| invalid(jwks_setting, why))?;
         keys.extend(inline);
         warnings.extend(
             skipped

@@ -1,9 +1,10 @@
 // Child processes: pinned with taskset, tracked, all killed on exit or error.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
+import { basename, join } from "node:path";
 
 const children = new Set();
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
@@ -93,7 +94,13 @@ export function start(cmd, args, { cpu, readyJson = false, env, cwd, name = cmd,
     },
   };
   if (!readyJson) {
-    child.stdout.resume();
+    // BENCH_CHILD_OUTPUT=DIR keeps what a child prints (say, V8's
+    // --trace-wasm-compilation-times list on workerd's stdout) in
+    // DIR/<name>-<pid>.out; by default it is discarded.
+    if (process.env.BENCH_CHILD_OUTPUT) {
+      mkdirSync(process.env.BENCH_CHILD_OUTPUT, { recursive: true });
+      child.stdout.pipe(createWriteStream(join(process.env.BENCH_CHILD_OUTPUT, `${basename(name)}-${child.pid}.out`)));
+    } else child.stdout.resume();
     return Promise.resolve(handle);
   }
   return new Promise((resolve, reject) => {
