@@ -33,7 +33,7 @@ fn sextet(byte: u8) -> u32 {
 /// The bytes `text` encodes, or `None` when it is not unpadded base64url.
 ///
 /// Indexes into a buffer sized up front rather than pushing: the crate is
-/// built for size (opt-level "z"), where each push stays a call.
+/// built for size (opt-level "s"), where a push can stay a call.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let input = text.as_bytes();
     let full = input.len() / 4;
