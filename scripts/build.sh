@@ -53,6 +53,9 @@ raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tokengate.wasm"
 rm -rf "$stage/snippets"
 "$WASM_BINDGEN" "$raw" --out-dir "$stage" --out-name index --target web --no-typescript \
   --experimental-reset-state-function
+#    Long strings (the Authorization header, the URL) copied into wasm with
+#    one TextEncoder.encodeInto instead of a JS loop (the script says why).
+node scripts/glue-strings.mjs "$stage/index.js"
 
 # 3. wasm-opt -O3 (speed, as Cargo's opt-level), then drop names and
 #    producers (stack-trace sugar). Binaryen inlines a function with one
