@@ -12,6 +12,9 @@
 //       instructions per valid request under valgrind's callgrind, whole
 //       process, after BENCH_WARM uncounted requests: a measure that barely
 //       moves with the host's load (bench/README.md says how to read it).
+//       BENCH_STARTUP=1: each of BENCH_ROUNDS fresh processes from its start
+//       until its socket listens (workerd reading its configuration and the
+//       modules it embeds), the part of a cold start before any request.
 //       BENCH_FIRST=1: the first request of each of BENCH_ROUNDS fresh
 //       processes instead, counted from the moment the socket listens: the
 //       CPU work of a cold start (workerd builds the worker on its first
@@ -59,6 +62,10 @@ const CACHE_SIM = Boolean(process.env.BENCH_CACHE_SIM);
 // BENCH_FIRST=1 (icount): count a fresh process's first request instead
 // (ROUNDS processes): the instructions a cold start costs.
 const FIRST = Boolean(process.env.BENCH_FIRST);
+// BENCH_STARTUP=1 (icount): count a fresh process from its start until its
+// socket listens instead (ROUNDS processes): the cold start's part before
+// the first request, which `cold` reports as the time to listen.
+const STARTUP = Boolean(process.env.BENCH_STARTUP);
 // BENCH_REFUSAL_LOG_PER_SECOND=N: the gateway's REFUSAL_LOG_PER_SECOND.
 // Under callgrind requests are slow enough that every refusal is logged
 // (default limit 100/s), which wrk's rates never allow; 1 counts a refusal
@@ -121,7 +128,7 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   const serve = [workerdBinary(), "serve", config, "--experimental", ...extraArgs];
   // icount: under callgrind, counting nothing until `callgrind_control -i on`.
   const [cmd, ...args] = mode === "icount"
-    ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${work}/callgrind.%p`,
+    ? ["valgrind", "--tool=callgrind", `--instr-atstart=${STARTUP ? "yes" : "no"}`, `--callgrind-out-file=${work}/callgrind.%p`,
         ...(CACHE_SIM ? ["--cache-sim=yes", "--branch-sim=yes"] : []), ...serve]
     : serve;
   const h = await start(cmd, args, { cpu: 0, name: dir });
@@ -140,8 +147,9 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
       await sleep(1);
     }
   }
-  if (mode === "icount" && FIRST) {
-    // The first request is the one to count: wait for the socket only.
+  if (mode === "icount" && (FIRST || STARTUP)) {
+    // The first request is the one to count (or, with STARTUP, everything
+    // before it): wait for the socket only.
     for (let i = 0; !(await accepts(port)); i++) {
       if (i > 1200) throw new Error(`${dir}: not listening after 2 minutes`);
       await sleep(100);
@@ -270,15 +278,21 @@ if (mode === "icount") {
   for (const dir of dirs) {
     const counts = [];
     const events = [];
-    if (FIRST) {
-      // A fresh process per round, counted from the moment its socket
-      // listens: workerd builds the worker on its first request, so this
-      // is the cold start's CPU work (module compile and validation, the
-      // wasm compiled lazily function by function, the request itself).
+    if (FIRST || STARTUP) {
+      // A fresh process per round. FIRST: counted from the moment its
+      // socket listens: workerd builds the worker on its first request, so
+      // this is the cold start's CPU work (module compile and validation,
+      // the wasm compiled lazily function by function, the request itself).
+      // STARTUP: counted from the process's first instruction (callgrind's
+      // instrumentation on from the start) until its socket accepts a
+      // connection; the probe's accept is in the count, as for every
+      // contender.
       for (let round = 0; round < ROUNDS; round++) {
         const gw = await startGateway(dir);
-        control(gw.h.pid, "-i", "on");
-        await send(gw.url, 1);
+        if (FIRST) {
+          control(gw.h.pid, "-i", "on");
+          await send(gw.url, 1);
+        }
         const dumped = dumpPerRequest(gw.h.pid, 1);
         counts.push(dumped.count);
         events.push(dumped.events);
@@ -307,7 +321,9 @@ if (mode === "icount") {
   const cycleEstimate = (e) =>
     e.Ir + 10 * (e.I1mr + e.D1mr + e.D1mw + e.Bcm + e.Bim) + 100 * (e.ILmr + e.DLmr + e.DLmw);
   const what = `${REVOKED ? "revoked (refused)" : "valid"} ${ALG} request`;
-  console.log(FIRST
+  console.log(STARTUP
+    ? `\ninstructions of a fresh process from its start until ${FIRST ? `it answers its first ${what}` : "it listens"} (callgrind, whole process), ${ROUNDS} processes (median, min-max):`
+    : FIRST
     ? `\ninstructions of a fresh process's first ${what}, from listening to the answer (callgrind, whole process), ${ROUNDS} processes (median, min-max):`
     : `\ninstructions per ${what} (callgrind, whole process), ${ROUNDS} rounds of ${count} after ${warm} uncounted (median, min-max):`);
   for (const { dir, counts, events } of results) {
@@ -316,7 +332,7 @@ if (mode === "icount") {
       ? "  misses: " + ["I1mr", "D1mr", "D1mw", "DLmw", "Bcm", "Bim"].map((e) => `${e} ${median(events.map((x) => x[e])).toFixed(0)}`).join(", ") +
         `; cycle estimate ${(median(events.map(cycleEstimate)) / median(results[0].events.map(cycleEstimate))).toFixed(3)}x`
       : "";
-    const [unit, scale] = FIRST ? ["M", 1e6] : ["k", 1e3];
+    const [unit, scale] = FIRST || STARTUP ? ["M", 1e6] : ["k", 1e3];
     const shown = (x) => (x / scale).toFixed(1);
     console.log(`  ${dir.padEnd(40)} ${shown(m).padStart(8)} ${unit} (${shown(Math.min(...counts))}-${shown(Math.max(...counts))})  ${(m / base).toFixed(3)}x${cache}`);
   }
