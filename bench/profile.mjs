@@ -126,7 +126,8 @@ async function startGateway(dir, extraArgs = [], beforeFirst = async () => {}) {
   });
   const spawnedAt = performance.now();
   const serve = [workerdBinary(), "serve", config, "--experimental", ...extraArgs];
-  // icount: under callgrind, counting nothing until `callgrind_control -i on`.
+  // icount: under callgrind, counting nothing until `callgrind_control -i on`
+  // (with STARTUP, counting from the first instruction).
   const [cmd, ...args] = mode === "icount"
     ? ["valgrind", "--tool=callgrind", `--instr-atstart=${STARTUP ? "yes" : "no"}`, `--callgrind-out-file=${work}/callgrind.%p`,
         ...(CACHE_SIM ? ["--cache-sim=yes", "--branch-sim=yes"] : []), ...serve]

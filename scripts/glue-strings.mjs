@@ -9,10 +9,10 @@
 // reached TurboFan in `--perf-basic-prof` maps), where that loop cost 12.5k
 // instructions per valid request, mostly the ~300-character Authorization
 // header. With encodeInto first for strings over 32 characters, a valid
-// HS256 request counts about 20k fewer instructions (2 %;
-// `BENCH_V8_FLAGS=--no-liftoff node bench/profile.mjs icount`,
-// bench/TRIED.md, 2026-12-07). Below 32 the loop is cheaper than the call:
-// encodeInto for every string counted 9k more than this.
+// request counts 7.6k-16.1k fewer instructions (0.5-0.9 %; `BENCH_ROUNDS=5
+// BENCH_V8_FLAGS=--no-liftoff node bench/profile.mjs icount`, every
+// algorithm, bench/TRIED.md, 2026-12-07). Below 32 the loop is cheaper than
+// the call: encodeInto for every string counted 9k more (3 rounds).
 //
 // What reaches wasm is unchanged: encodeInto writes UTF-8, and its result is
 // kept only when every character read was written as one byte (ASCII). For
@@ -41,22 +41,16 @@ const ASCII_LOOP = `    const mem = getUint8ArrayMemory0();
     }
 `;
 
-const WITH_ENCODE_INTO = `    const mem = getUint8ArrayMemory0();
-
-    let offset = 0;
-
-    // Patched by scripts/glue-strings.mjs: one encodeInto for a long string.
+// Inserted before the loop, which then starts where the ASCII prefix ends.
+const FAST_PATH = `    // Patched by scripts/glue-strings.mjs: one encodeInto for a long string.
     if (len > 32) {
         const ascii = cachedTextEncoder.encodeInto(arg, mem.subarray(ptr, ptr + len));
         if (ascii.read === ascii.written) offset = ascii.read;
     }
 
-    for (; offset < len; offset++) {
-        const code = arg.charCodeAt(offset);
-        if (code > 0x7F) break;
-        mem[ptr + offset] = code;
-    }
 `;
+const LOOP_START = "    for (; offset < len; offset++) {";
+const WITH_ENCODE_INTO = ASCII_LOOP.replace(LOOP_START, FAST_PATH + LOOP_START);
 
 const glue = readFileSync(file, "utf8");
 const found = glue.split(ASCII_LOOP).length - 1;
